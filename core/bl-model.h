@@ -1,0 +1,99 @@
+/* bl-model.h: a Llama-family language model loaded from a Hugging Face directory
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "bl-tensor.h"
+#include "bl-tokenizer.h"
+
+G_BEGIN_DECLS
+
+/**
+ * BlModelConfig:
+ *
+ * The architecture parameters read from config.json. @head_dim is taken from config.json
+ * when present, otherwise hidden_size / num_attention_heads.
+ */
+typedef struct
+{
+  char *model_type;          /* "llama", "mistral", "qwen2" */
+  char *architecture;        /* architectures[0], e.g. "LlamaForCausalLM" */
+  int vocab_size;
+  int hidden_size;
+  int intermediate_size;
+  int n_layers;
+  int n_heads;
+  int n_kv_heads;
+  int head_dim;
+  int max_position_embeddings;
+  double rms_norm_eps;
+  double rope_theta;
+  gboolean tie_word_embeddings;
+  gboolean attention_bias;   /* q/k/v biases (qwen2 always, llama when attention_bias=true) */
+  gboolean o_proj_bias;      /* llama attention_bias=true also biases o_proj */
+  gboolean mlp_bias;
+  int bos_token_id;          /* -1 when absent */
+  int eos_token_id;          /* -1 when absent */
+  char *torch_dtype;
+} BlModelConfig;
+
+typedef enum
+{
+  BL_LAYER_EMBEDDING,
+  BL_LAYER_ATTN_Q,
+  BL_LAYER_ATTN_K,
+  BL_LAYER_ATTN_V,
+  BL_LAYER_ATTN_O,
+  BL_LAYER_MLP_GATE,
+  BL_LAYER_MLP_UP,
+  BL_LAYER_MLP_DOWN,
+  BL_LAYER_NORM,
+  BL_LAYER_LM_HEAD,
+} BlLayerKind;
+
+#define BL_TYPE_LAYER (bl_layer_get_type ())
+G_DECLARE_FINAL_TYPE (BlLayer, bl_layer, BL, LAYER, GObject)
+
+/* A BlLayer is one named weight of the model, as a row in the UI: properties "name",
+ * "kind", "block" (-1 outside the transformer blocks), "n-params", "dtype", "shape" (string "out×in"). */
+const char     *bl_layer_get_name     (BlLayer *self);
+BlLayerKind     bl_layer_get_kind     (BlLayer *self);
+int             bl_layer_get_block    (BlLayer *self);
+gint64          bl_layer_get_n_params (BlLayer *self);
+const BlTensor *bl_layer_get_tensor   (BlLayer *self);
+gboolean        bl_layer_kind_is_linear (BlLayerKind kind);
+const char     *bl_layer_kind_to_string (BlLayerKind kind);
+
+#define BL_TYPE_MODEL (bl_model_get_type ())
+G_DECLARE_FINAL_TYPE (BlModel, bl_model, BL, MODEL, GObject)
+
+/* A BlModel implements GListModel with BlLayer items, in file order of blocks. */
+
+BlModel             *bl_model_load          (const char          *path,
+                                             GCancellable        *cancellable,
+                                             GError             **error);
+void                 bl_model_load_async    (const char          *path,
+                                             GCancellable        *cancellable,
+                                             GAsyncReadyCallback  callback,
+                                             gpointer             user_data);
+BlModel             *bl_model_load_finish   (GAsyncResult        *result,
+                                             GError             **error);
+
+const char          *bl_model_get_path        (BlModel    *self);
+const BlModelConfig *bl_model_get_config      (BlModel    *self);
+/* NULL when the directory has no tokenizer.json */
+BlTokenizer         *bl_model_get_tokenizer   (BlModel    *self);
+/* Finds a tensor by its HF name; the tied lm_head / embed_tokens aliasing is resolved here. */
+const BlTensor      *bl_model_get_tensor      (BlModel    *self,
+                                               const char *name);
+guint                bl_model_get_n_tensors   (BlModel    *self);
+const BlTensor      *bl_model_get_tensor_at   (BlModel    *self,
+                                               guint       index);
+gint64               bl_model_get_n_params    (BlModel    *self);
+/* sha256 hex over config.json and every safetensors header + data, stable across copies */
+const char          *bl_model_get_fingerprint (BlModel    *self);
+
+G_END_DECLS
