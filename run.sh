@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Bitlens set-up, build, main job and tests, in one script (see README.md).
+#
+#   ./run.sh          install what is missing, build, run the main job
+#   ./run.sh test     install what is missing, build, run the whole test suite
+#
+# The main job opens the workbench on the bundled demo model when a display and the GUI
+# are available, and otherwise runs the CLI on it: the model's layers and a measured
+# perplexity on the Brown test split.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+cd "$here"
+mode=${1:-run}
+builddir=${BITLENS_BUILDDIR:-build}
+
+# Debian packages the build and the tests need.
+pkgs=(gcc pkg-config meson ninja-build libglib2.0-dev libjson-glib-dev libsqlite3-dev
+      libopenblas-dev liblapacke-dev npm)
+if [ "$mode" = test ]; then
+  pkgs+=(clang xvfb xauth python3)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "run.sh: installing Debian packages: ${missing[*]}" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -q
+  $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if [ ! -f "$builddir/build.ninja" ]; then
+  meson setup "$builddir" -Dgui=false
+fi
+ninja -C "$builddir"
+
+cli="$builddir/app/bitlens-cli"
+case "$mode" in
+  run)
+    model=data/models/bitlens-demo
+    [ -d "$model" ] || model=../shared/models/stories260k
+    "$cli" info "$model"
+    "$cli" eval "$model" --max-windows 8
+    ;;
+  test)
+    meson test -C "$builddir" --print-errorlogs --num-processes 2
+    ;;
+  *)
+    echo "usage: $0 [run|test]" >&2
+    exit 2
+    ;;
+esac
