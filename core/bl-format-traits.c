@@ -1,0 +1,1679 @@
+/* bl-format-traits.c: the per-family group kernels and the traits table
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ *
+ * Every family is four scalar functions over one group: params (the stored scale, zero and
+ * selector), encode (f32 → codes), decode (codes → f32) and, for the common formats, a fused
+ * fake_fast that computes decode(encode(x)) in one branch-free pass. The scalar
+ * encode/decode pair is the oracle; fake_fast must agree with it bit for bit, which
+ * tests/test-format.c checks on every family.
+ */
+#include "bl-format-private.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bl-error.h"
+
+/* ------------------------------------------------------------------------------------------ */
+/* small helpers */
+
+static inline guint32
+fbits (float x)
+{
+  guint32 u;
+
+  memcpy (&u, &x, sizeof u);
+  return u;
+}
+
+static inline float
+ffrom (guint32 u)
+{
+  float x;
+
+  memcpy (&x, &u, sizeof x);
+  return x;
+}
+
+/* max |x|; NaN wins over everything because its bit pattern is larger than Inf's */
+static float
+group_amax (const float *x,
+            gint64       n)
+{
+  guint32 m = 0;
+
+  for (gint64 i = 0; i < n; i++)
+    {
+      guint32 b = fbits (x[i]) & 0x7fffffffu;
+
+      m = b > m ? b : m;
+    }
+  return ffrom (m);
+}
+
+/* round a value already clamped to a small integer range; NaN becomes 0 so that no path
+ * converts a NaN to an integer */
+static inline float
+round_int (float      v,
+           BlRounding mode,
+           guint64    random)
+{
+  float t, f;
+
+  if (v != v)
+    return 0.0f;
+  switch (mode)
+    {
+    case BL_ROUND_AWAY:
+      t = truncf (v);
+      if (fabsf (v - t) >= 0.5f)
+        t += v < 0 ? -1.0f : 1.0f;
+      return t + 0.0f;
+    case BL_ROUND_ZERO:
+      return truncf (v) + 0.0f;
+    case BL_ROUND_UP:
+      f = floorf (v);
+      return (v - f >= 0.5f ? f + 1.0f : f) + 0.0f;
+    case BL_ROUND_STOCHASTIC:
+      f = floorf (v);
+      /* up with probability frac(v), resolved to 2^−32 (v − f is exact) */
+      if ((random >> 32) < (guint64) ldexp ((double) (v - f), 32))
+        f += 1.0f;
+      return f + 0.0f;
+    case BL_ROUND_RNE:
+    default:
+      /* |v| < 2^22 here: adding 1.5·2^23 rounds to an integer with the FPU's
+       * round-to-nearest-even, and the result is +0 for zero */
+      return (v + 12582912.0f) - 12582912.0f;
+    }
+}
+
+static inline float
+clampf (float v,
+        float lo,
+        float hi)
+{
+  return v < lo ? lo : (v > hi ? hi : v);
+}
+
+static inline float
+nan_to_zero (float v)
+{
+  return v == v ? v : 0.0f;
+}
+
+static inline guint64
+element_random (const BlFormatCtx *ctx,
+                guint64            index)
+{
+  return ctx->spec.rounding == BL_ROUND_STOCHASTIC ? bl_random_u64 (ctx->spec.seed, index) : 0;
+}
+
+float
+bl_format_load_scale (BlScaleType type,
+                      guint32     code)
+{
+  switch (type)
+    {
+    case BL_SCALE_TYPE_F16:
+      return bl_f16_decode ((guint16) code);
+    case BL_SCALE_TYPE_BF16:
+      return bl_bf16_decode ((guint16) code);
+    case BL_SCALE_TYPE_E8M0:
+      return bl_e8m0_decode ((guint8) code);
+    case BL_SCALE_TYPE_UE4M3:
+      return bl_ue4m3_decode ((guint8) code);
+    case BL_SCALE_TYPE_F32:
+    default:
+      return ffrom (code);
+    }
+}
+
+/* Stores @value in @type, saturating at the type's largest finite value (a scale that
+ * overflowed to Inf would turn every element of its group into NaN). */
+float
+bl_format_store_scale (BlScaleType  type,
+                       float        value,
+                       guint32     *code)
+{
+  switch (type)
+    {
+    case BL_SCALE_TYPE_F16:
+      value = clampf (value, -65504.0f, 65504.0f);
+      *code = bl_f16_encode (value);
+      break;
+    case BL_SCALE_TYPE_BF16:
+      value = clampf (value, -3.3895313892515355e38f, 3.3895313892515355e38f);
+      *code = bl_bf16_encode (value);
+      break;
+    case BL_SCALE_TYPE_UE4M3:
+      *code = bl_ue4m3_encode (value);
+      break;
+    case BL_SCALE_TYPE_E8M0:
+      *code = (guint32) CLAMP (bl_floor_log2 (value) + 127, 0, 254);
+      break;
+    case BL_SCALE_TYPE_F32:
+    default:
+      *code = fbits (value);
+      break;
+    }
+  return bl_format_load_scale (type, *code);
+}
+
+static void
+layout_scales (const BlFormatSpec *spec,
+               BlFormatLayout     *out,
+               int                 scales_per_group)
+{
+  switch (spec->scale_type)
+    {
+    case BL_SCALE_TYPE_F16:
+      out->scale_kind = BL_PACKED_SCALE_F16;
+      out->scale_bits = 16;
+      break;
+    case BL_SCALE_TYPE_BF16:
+      out->scale_kind = BL_PACKED_SCALE_BF16;
+      out->scale_bits = 16;
+      break;
+    case BL_SCALE_TYPE_E8M0:
+      out->scale_kind = BL_PACKED_SCALE_E8M0;
+      out->scale_bits = 8;
+      break;
+    case BL_SCALE_TYPE_UE4M3:
+      out->scale_kind = BL_PACKED_SCALE_UE4M3;
+      out->scale_bits = 8;
+      break;
+    case BL_SCALE_TYPE_F32:
+    default:
+      out->scale_kind = BL_PACKED_SCALE_F32;
+      out->scale_bits = 32;
+      break;
+    }
+  out->scales_per_group = scales_per_group;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* RNE to an ExMy grid in float arithmetic (the fast paths) */
+
+typedef struct
+{
+  int emin;
+  int mbits;
+  float max_finite;
+  float big;                  /* 2^(emax+2): anything this large overflows */
+  float overflow;             /* what an overflow becomes: ±max, ±Inf or NaN */
+  gboolean nan_to_max;        /* formats without NaN map NaN to +max (cuda_fp4.h rule) */
+} FastFp;
+
+static void
+fast_fp_init (FastFp           *f,
+              const BlFpFormat *fmt,
+              gboolean          saturate)
+{
+  f->emin = fmt->emin;
+  f->mbits = fmt->mbits;
+  f->max_finite = fmt->max_finite;
+  f->big = ldexpf (1.0f, fmt->emax + 2);
+  f->nan_to_max = fmt->specials == BL_FP_SPECIALS_NONE;
+  if (saturate || fmt->specials == BL_FP_SPECIALS_NONE)
+    f->overflow = fmt->max_finite;
+  else if (fmt->specials == BL_FP_SPECIALS_IEEE)
+    f->overflow = INFINITY;
+  else
+    f->overflow = NAN;
+}
+
+/* decode(encode_rne(v)) without codes: round |v| at the quantum of its binade by adding and
+ * subtracting 1.5·2^(23+k), which the FPU rounds to a multiple of 2^k with ties to even. */
+static inline float
+fast_fp_round (const FastFp *f,
+               float         v)
+{
+  guint32 vb = fbits (v);
+  float a = ffrom (vb & 0x7fffffffu);
+  int e;
+  float magic, r;
+
+  if (a != a)
+    return f->nan_to_max ? f->max_finite : NAN;
+  a = a < f->big ? a : f->big;
+  e = (int) (fbits (a) >> 23) - 127;
+  e = e < f->emin ? f->emin : e;
+  magic = ffrom (((guint32) (e - f->mbits + 23 + 127) << 23) | 0x400000u);
+  r = (a + magic) - magic;
+  r = r > f->max_finite ? f->overflow : r;
+  if (r != r)
+    return NAN;
+  return ffrom (fbits (r) | (vb & 0x80000000u));
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* INT: integer grid with a scale (peers.md §3.6) */
+
+static void
+int_layout (const BlFormatSpec *spec,
+            BlFormatLayout     *out)
+{
+  out->elem_bits = spec->bits;
+  layout_scales (spec, out, 1);
+  out->zero_bits = spec->int_convention == BL_INT_ASYM ? spec->bits : 0;
+}
+
+static void
+int_params (const BlFormatCtx *ctx,
+            const float       *x,
+            gint64             n,
+            gint64             group_index,
+            double             shrink,
+            float             *scratch,
+            BlGroupParams     *p)
+{
+  int b = ctx->spec.bits;
+  float maxq = (float) ((1 << b) - 1);
+  float half = (float) (1 << (b - 1));
+  float amax, s;
+
+  memset (p, 0, sizeof *p);
+  switch (ctx->spec.int_convention)
+    {
+    case BL_INT_GPTQ:
+      /* quant.py (sym): s = 2·absmax/maxq, zero = (maxq+1)/2 */
+      amax = (float) shrink * group_amax (x, n);
+      s = 2.0f * amax / maxq;
+      p->scale[0] = bl_format_store_scale (ctx->spec.scale_type, s, &p->scale_code[0]);
+      p->zero = 1 << (b - 1);
+      break;
+    case BL_INT_Q4_0:
+      {
+        /* ggml quantize_row_q4_0_ref: the signed value of largest magnitude (first one wins),
+         * d = max/−8, id = 1/d, codes from x·id; d is stored as fp16 */
+        float best = 0.0f, vmax = 0.0f, d;
+
+        for (gint64 i = 0; i < n; i++)
+          if (best < fabsf (x[i]))
+            {
+              best = fabsf (x[i]);
+              vmax = x[i];
+            }
+        d = (float) shrink * vmax / -half;
+        p->scale[0] = bl_format_store_scale (ctx->spec.scale_type, d, &p->scale_code[0]);
+        p->scale[1] = d != 0.0f ? 1.0f / d : 0.0f;
+        p->zero = 1 << (b - 1);
+      }
+      break;
+    case BL_INT_ASYM:
+      {
+        /* quant.py (asym): the range is forced to include 0, zero = round(−min/s) */
+        float lo = 0.0f, hi = 0.0f;
+
+        for (gint64 i = 0; i < n; i++)
+          {
+            lo = x[i] < lo ? x[i] : lo;
+            hi = x[i] > hi ? x[i] : hi;
+          }
+        lo *= (float) shrink;
+        hi *= (float) shrink;
+        s = (hi - lo) / maxq;
+        p->scale[0] = bl_format_store_scale (ctx->spec.scale_type, s, &p->scale_code[0]);
+        p->zero = p->scale[0] > 0.0f ? (int) clampf (round_int (clampf (-lo / p->scale[0], 0.0f, maxq),
+                                                                BL_ROUND_RNE, 0), 0.0f, maxq)
+                                     : 0;
+      }
+      break;
+    case BL_INT_ABSMAX:
+    default:
+      amax = (float) shrink * group_amax (x, n);
+      s = amax / (half - 1.0f);
+      p->scale[0] = bl_format_store_scale (ctx->spec.scale_type, s, &p->scale_code[0]);
+      p->zero = 1 << (b - 1);
+      break;
+    }
+}
+
+/* the integer range [lo, hi] of q = code − zero */
+static void
+int_bounds (const BlFormatCtx   *ctx,
+            const BlGroupParams *p,
+            float               *lo,
+            float               *hi)
+{
+  int b = ctx->spec.bits;
+
+  if (ctx->spec.int_convention == BL_INT_ABSMAX)
+    {
+      *hi = (float) ((1 << (b - 1)) - 1);
+      *lo = -*hi;
+    }
+  else
+    {
+      *lo = (float) -p->zero;
+      *hi = (float) ((1 << b) - 1 - p->zero);
+    }
+}
+
+static void
+int_encode (const BlFormatCtx   *ctx,
+            const BlGroupParams *p,
+            const float         *x,
+            gint64               n,
+            guint64              index0,
+            guint16             *codes)
+{
+  float lo, hi;
+
+  int_bounds (ctx, p, &lo, &hi);
+  if (ctx->spec.int_convention == BL_INT_Q4_0 && ctx->spec.rounding == BL_ROUND_UP)
+    {
+      /* ggml: MIN(15, (int8_t)(x·id + 8.5f)), evaluated exactly so in fp32 */
+      float bias = (float) p->zero + 0.5f;
+      float maxq = (float) ((1 << ctx->spec.bits) - 1);
+
+      for (gint64 i = 0; i < n; i++)
+        codes[i] = (guint16) truncf (clampf (nan_to_zero (x[i] * p->scale[1] + bias), 0.0f, maxq));
+      return;
+    }
+  for (gint64 i = 0; i < n; i++)
+    {
+      float v = ctx->spec.int_convention == BL_INT_Q4_0 ? x[i] * p->scale[1] : x[i] / p->scale[0];
+      float q = round_int (clampf (nan_to_zero (v), lo, hi), ctx->spec.rounding,
+                           element_random (ctx, index0 + (guint64) i));
+
+      codes[i] = (guint16) ((int) q + p->zero);
+    }
+}
+
+static void
+int_decode (const BlFormatCtx   *ctx,
+            const BlGroupParams *p,
+            const guint16       *codes,
+            gint64               n,
+            float               *y)
+{
+  for (gint64 i = 0; i < n; i++)
+    y[i] = (float) ((int) codes[i] - p->zero) * p->scale[0];
+}
+
+static void
+int_fake_fast (const BlFormatCtx   *ctx,
+               const BlGroupParams *p,
+               const float         *x,
+               gint64               n,
+               float               *y)
+{
+  float lo, hi, s = p->scale[0];
+
+  int_bounds (ctx, p, &lo, &hi);
+  if (ctx->spec.int_convention == BL_INT_Q4_0)
+    {
+      float bias = (float) p->zero + 0.5f;
+      float maxq = (float) ((1 << ctx->spec.bits) - 1);
+      float id = p->scale[1];
+      float z = (float) p->zero;
+
+      for (gint64 i = 0; i < n; i++)
+        y[i] = (truncf (clampf (nan_to_zero (x[i] * id + bias), 0.0f, maxq)) - z) * s;
+      return;
+    }
+  for (gint64 i = 0; i < n; i++)
+    {
+      float v = clampf (nan_to_zero (x[i] / s), lo, hi);
+
+      y[i] = ((v + 12582912.0f) - 12582912.0f) * s;
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* FP: ExMy elements with an absmax scale */
+
+static void
+fp_layout (const BlFormatSpec *spec,
+           BlFormatLayout     *out)
+{
+  out->elem_bits = spec->bits;
+  layout_scales (spec, out, 1);
+}
+
+static void
+fp_params (const BlFormatCtx *ctx,
+           const float       *x,
+           gint64             n,
+           gint64             group_index,
+           double             shrink,
+           float             *scratch,
+           BlGroupParams     *p)
+{
+  float amax = (float) shrink * group_amax (x, n);
+
+  memset (p, 0, sizeof *p);
+  p->scale[0] = bl_format_store_scale (ctx->spec.scale_type, amax / ctx->elem.max_finite,
+                                       &p->scale_code[0]);
+}
+
+static void
+fp_encode (const BlFormatCtx   *ctx,
+           const BlGroupParams *p,
+           const float         *x,
+           gint64               n,
+           guint64              index0,
+           guint16             *codes)
+{
+  for (gint64 i = 0; i < n; i++)
+    codes[i] = (guint16) bl_fp_encode (&ctx->elem, x[i] / p->scale[0], ctx->spec.rounding,
+                                       ctx->spec.saturate, element_random (ctx, index0 + (guint64) i));
+}
+
+static void
+fp_decode (const BlFormatCtx   *ctx,
+           const BlGroupParams *p,
+           const guint16       *codes,
+           gint64               n,
+           float               *y)
+{
+  for (gint64 i = 0; i < n; i++)
+    y[i] = ctx->elem.table[codes[i]] * p->scale[0];
+}
+
+static void
+fp_fake_fast (const BlFormatCtx   *ctx,
+              const BlGroupParams *p,
+              const float         *x,
+              gint64               n,
+              float               *y)
+{
+  FastFp f;
+  float s = p->scale[0];
+
+  fast_fp_init (&f, &ctx->elem, ctx->spec.saturate);
+  for (gint64 i = 0; i < n; i++)
+    y[i] = fast_fp_round (&f, x[i] / s) * s;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* MX: OCP Microscaling v1.0 (peers.md §3.2) */
+
+static void
+mx_layout (const BlFormatSpec *spec,
+           BlFormatLayout     *out)
+{
+  out->elem_bits = spec->bits;
+  layout_scales (spec, out, 1);
+}
+
+/* The E8M0 code of a block with absolute maximum @amax, per the spec's scale rule, following
+ * torchao mx_tensor.py to_mx() on the fp32 bit pattern. The exponent is clamped below at
+ * −127; above 127 (or for a NaN block) the code is 0xFF, NaN (microxcaling mx_ops.py). */
+static guint8
+mx_scale_code (const BlFormatCtx *ctx,
+               float              amax)
+{
+  gboolean is_int = ctx->spec.family == BL_FORMAT_MXINT;
+  int emax = is_int ? 0 : ctx->elem.emax;
+  int mbits = is_int ? ctx->spec.bits - 2 : ctx->elem.mbits;
+  guint32 b = fbits (amax) & 0x7fffffffu;
+  int e;
+
+  if (amax != amax)
+    return 0xff;
+  switch (ctx->spec.scale_rule)
+    {
+    case BL_SCALE_RULE_CEIL:
+      e = (int) (b >> 23) - 127 + ((b & 0x7fffffu) != 0) - emax;
+      break;
+    case BL_SCALE_RULE_EVEN:
+      b = (b + (1u << (23 - mbits - 1))) & 0x7f800000u;
+      e = (int) (b >> 23) - 127 - emax;
+      break;
+    case BL_SCALE_RULE_RCEIL:
+      {
+        float max_pos = is_int ? ldexpf ((float) ((1 << (ctx->spec.bits - 1)) - 1), -(ctx->spec.bits - 2))
+                               : ctx->elem.max_finite;
+        float d = amax / max_pos;
+        guint32 db = fbits (d);
+
+        if (d == 0.0f)
+          e = -127;
+        else
+          {
+            /* ceil(log2 d), exact: floor plus one unless d is a power of two */
+            gboolean pow2 = db >= 0x00800000u ? (db & 0x7fffffu) == 0 : (db & (db - 1)) == 0;
+
+            e = bl_floor_log2 (d) + (pow2 ? 0 : 1);
+          }
+      }
+      break;
+    case BL_SCALE_RULE_FLOOR:
+    default:
+      e = (int) (b >> 23) - 127 - emax;
+      break;
+    }
+  if (e < -127)
+    e = -127;
+  if (e > 127)
+    return 0xff;
+  return (guint8) (e + 127);
+}
+
+static void
+mx_params (const BlFormatCtx *ctx,
+           const float       *x,
+           gint64             n,
+           gint64             group_index,
+           double             shrink,
+           float             *scratch,
+           BlGroupParams     *p)
+{
+  memset (p, 0, sizeof *p);
+  p->scale_code[0] = mx_scale_code (ctx, (float) shrink * group_amax (x, n));
+  p->scale[0] = bl_e8m0_decode ((guint8) p->scale_code[0]);
+}
+
+static void
+mxfp_encode (const BlFormatCtx   *ctx,
+             const BlGroupParams *p,
+             const float         *x,
+             gint64               n,
+             guint64              index0,
+             guint16             *codes)
+{
+  /* P_i = quantize_elem(V_i / X), saturating normals (mx_ops.py) */
+  for (gint64 i = 0; i < n; i++)
+    codes[i] = (guint16) bl_fp_encode (&ctx->elem, x[i] / p->scale[0], ctx->spec.rounding,
+                                       ctx->spec.saturate, element_random (ctx, index0 + (guint64) i));
+}
+
+static void
+mxint_encode (const BlFormatCtx   *ctx,
+              const BlGroupParams *p,
+              const float         *x,
+              gint64               n,
+              guint64              index0,
+              guint16             *codes)
+{
+  int b = ctx->spec.bits;
+  float qmax = (float) ((1 << (b - 1)) - 1);
+  float up = (float) (1 << (b - 2));
+  guint32 mask = (1u << b) - 1;
+
+  /* an MXINT element is a two's complement fixed-point value with 2^−(b−2) implied; the
+   * −2^(b−1) code stays unused (symmetric, peers.md §3.1) */
+  for (gint64 i = 0; i < n; i++)
+    {
+      float q = round_int (clampf (nan_to_zero (x[i] / p->scale[0] * up), -qmax, qmax),
+                           ctx->spec.rounding, element_random (ctx, index0 + (guint64) i));
+
+      codes[i] = (guint16) ((guint32) (int) q & mask);
+    }
+}
+
+static inline int
+sign_extend (guint32 code,
+             int     bits)
+{
+  return (int) (code ^ (1u << (bits - 1))) - (1 << (bits - 1));
+}
+
+static void
+mxint_decode (const BlFormatCtx   *ctx,
+              const BlGroupParams *p,
+              const guint16       *codes,
+              gint64               n,
+              float               *y)
+{
+  int b = ctx->spec.bits;
+  float down = ldexpf (1.0f, -(b - 2));
+
+  for (gint64 i = 0; i < n; i++)
+    y[i] = (float) sign_extend (codes[i], b) * down * p->scale[0];
+}
+
+static void
+mxint_fake_fast (const BlFormatCtx   *ctx,
+                 const BlGroupParams *p,
+                 const float         *x,
+                 gint64               n,
+                 float               *y)
+{
+  int b = ctx->spec.bits;
+  float qmax = (float) ((1 << (b - 1)) - 1);
+  float up = (float) (1 << (b - 2));
+  float down = ldexpf (1.0f, -(b - 2));
+  float s = p->scale[0];
+
+  for (gint64 i = 0; i < n; i++)
+    {
+      float v = clampf (nan_to_zero (x[i] / s * up), -qmax, qmax);
+
+      y[i] = ((v + 12582912.0f) - 12582912.0f) * down * s;
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* NVFP4 / NVINT4: torchao nvfp4_quantize (peers.md §3.3, §3.8) */
+
+static void
+nv_layout (const BlFormatSpec *spec,
+           BlFormatLayout     *out)
+{
+  out->elem_bits = 4;
+  layout_scales (spec, out, 1);
+  out->has_tensor_scale = TRUE;
+}
+
+static float
+nv_qmax (const BlFormatCtx *ctx)
+{
+  return ctx->spec.family == BL_FORMAT_NVFP4 ? 6.0f : 7.0f;
+}
+
+static gboolean
+nv_prepare (BlFormatCtx  *ctx,
+            const float  *x,
+            GError      **error)
+{
+  float amax = group_amax (x, ctx->n_rows * ctx->n_cols);
+
+  /* step 1: s_T = amax_tensor / (448 · 6), torchao per_tensor_amax_to_scale; NVINT4 uses
+   * its element maximum 7 in place of 6 (methods.md §2: s_t = max(s)/448, s = amax/Qmax) */
+  ctx->tensor_scale = amax / (448.0f * nv_qmax (ctx));
+  return TRUE;
+}
+
+static void
+nv_params (const BlFormatCtx *ctx,
+           const float       *x,
+           gint64             n,
+           gint64             group_index,
+           double             shrink,
+           float             *scratch,
+           BlGroupParams     *p)
+{
+  float amax = (float) shrink * group_amax (x, n);
+  float block_scale, scaled;
+
+  memset (p, 0, sizeof *p);
+  if (ctx->tensor_scale == 0.0f)
+    {
+      /* an all-zero tensor: every block scale and element is 0 */
+      return;
+    }
+  /* step 2: s_b = fp8_e4m3((amax_block/6)/s_T), clamped to [E4M3 tiny, 448] as torchao does */
+  block_scale = amax / nv_qmax (ctx);
+  scaled = clampf (block_scale / ctx->tensor_scale, 0.015625f, 448.0f);
+  p->scale_code[0] = bl_ue4m3_encode (scaled);
+  /* the data are divided by the fp32 product s_T·s_b, which is also the decode scale */
+  p->scale[0] = ctx->tensor_scale * bl_ue4m3_decode ((guint8) p->scale_code[0]);
+}
+
+static void
+nvfp4_encode (const BlFormatCtx   *ctx,
+              const BlGroupParams *p,
+              const float         *x,
+              gint64               n,
+              guint64              index0,
+              guint16             *codes)
+{
+  /* step 3: x_q = e2m1_RNE(clamp(x/(s_T·s_b), −6, 6)) */
+  for (gint64 i = 0; i < n; i++)
+    codes[i] = (guint16) bl_fp_encode (&ctx->elem, clampf (x[i] / p->scale[0], -6.0f, 6.0f),
+                                       ctx->spec.rounding, TRUE,
+                                       element_random (ctx, index0 + (guint64) i));
+}
+
+static void
+nvfp4_fake_fast (const BlFormatCtx   *ctx,
+                 const BlGroupParams *p,
+                 const float         *x,
+                 gint64               n,
+                 float               *y)
+{
+  FastFp f;
+  float s = p->scale[0];
+
+  fast_fp_init (&f, &ctx->elem, TRUE);
+  for (gint64 i = 0; i < n; i++)
+    y[i] = fast_fp_round (&f, clampf (x[i] / s, -6.0f, 6.0f)) * s;
+}
+
+static void
+nvint4_encode (const BlFormatCtx   *ctx,
+               const BlGroupParams *p,
+               const float         *x,
+               gint64               n,
+               guint64              index0,
+               guint16             *codes)
+{
+  /* INT4 with symmetric clipping to [−7, 7] (peers.md §3.8) */
+  for (gint64 i = 0; i < n; i++)
+    {
+      float q = round_int (clampf (nan_to_zero (x[i] / p->scale[0]), -7.0f, 7.0f),
+                           ctx->spec.rounding, element_random (ctx, index0 + (guint64) i));
+
+      codes[i] = (guint16) ((guint32) (int) q & 0xfu);
+    }
+}
+
+static void
+nvint4_decode (const BlFormatCtx   *ctx,
+               const BlGroupParams *p,
+               const guint16       *codes,
+               gint64               n,
+               float               *y)
+{
+  for (gint64 i = 0; i < n; i++)
+    y[i] = (float) sign_extend (codes[i], 4) * p->scale[0];
+}
+
+static void
+nvint4_fake_fast (const BlFormatCtx   *ctx,
+                  const BlGroupParams *p,
+                  const float         *x,
+                  gint64               n,
+                  float               *y)
+{
+  float s = p->scale[0];
+
+  for (gint64 i = 0; i < n; i++)
+    {
+      float v = clampf (nan_to_zero (x[i] / s), -7.0f, 7.0f);
+
+      y[i] = ((v + 12582912.0f) - 12582912.0f) * s;
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* NF4 (QLoRA): absmax per block, nearest NormalFloat value */
+
+static void
+nf4_layout (const BlFormatSpec *spec,
+            BlFormatLayout     *out)
+{
+  out->elem_bits = 4;
+  layout_scales (spec, out, 1);
+}
+
+static void
+nf4_params (const BlFormatCtx *ctx,
+            const float       *x,
+            gint64             n,
+            gint64             group_index,
+            double             shrink,
+            float             *scratch,
+            BlGroupParams     *p)
+{
+  memset (p, 0, sizeof *p);
+  p->scale[0] = bl_format_store_scale (ctx->spec.scale_type, (float) shrink * group_amax (x, n),
+                                       &p->scale_code[0]);
+}
+
+/* decision thresholds halfway between neighbours; a value on a threshold takes the lower
+ * code, as bitsandbytes' dQuantizeNF4 (strict '>') does */
+static const float *
+nf4_thresholds (void)
+{
+  static float mids[15];
+  static gsize initialised = 0;
+
+  if (g_once_init_enter (&initialised))
+    {
+      const float *t = bl_nf4_table ();
+
+      for (int k = 0; k < 15; k++)
+        mids[k] = (float) (((double) t[k] + (double) t[k + 1]) / 2.0);
+      g_once_init_leave (&initialised, 1);
+    }
+  return mids;
+}
+
+static void
+nf4_encode (const BlFormatCtx   *ctx,
+            const BlGroupParams *p,
+            const float         *x,
+            gint64               n,
+            guint64              index0,
+            guint16             *codes)
+{
+  const float *mids = nf4_thresholds ();
+
+  for (gint64 i = 0; i < n; i++)
+    {
+      float v = x[i] / p->scale[0];
+      guint16 c = 0;
+
+      for (int k = 0; k < 15; k++)
+        c += v > mids[k];
+      codes[i] = c;
+    }
+}
+
+static void
+nf4_decode (const BlFormatCtx   *ctx,
+            const BlGroupParams *p,
+            const guint16       *codes,
+            gint64               n,
+            float               *y)
+{
+  const float *t = bl_nf4_table ();
+
+  for (gint64 i = 0; i < n; i++)
+    y[i] = t[codes[i]] * p->scale[0];
+}
+
+static void
+nf4_fake_fast (const BlFormatCtx   *ctx,
+               const BlGroupParams *p,
+               const float         *x,
+               gint64               n,
+               float               *y)
+{
+  const float *mids = nf4_thresholds ();
+  const float *t = bl_nf4_table ();
+  float s = p->scale[0];
+
+  for (gint64 i = 0; i < n; i++)
+    {
+      float v = x[i] / s;
+      float r = t[0];
+
+      /* thresholds ascend, so the last one passed names the value */
+      for (int k = 0; k < 15; k++)
+        r = v > mids[k] ? t[k + 1] : r;
+      y[i] = r * s;
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* binary: sign(w) · mean|w| */
+
+static void
+binary_layout (const BlFormatSpec *spec,
+               BlFormatLayout     *out)
+{
+  out->elem_bits = 1;
+  layout_scales (spec, out, 1);
+}
+
+static void
+binary_params (const BlFormatCtx *ctx,
+               const float       *x,
+               gint64             n,
+               gint64             group_index,
+               double             shrink,
+               float             *scratch,
+               BlGroupParams     *p)
+{
+  double sum = 0.0;
+
+  memset (p, 0, sizeof *p);
+  for (gint64 i = 0; i < n; i++)
+    sum += fabsf (x[i]);
+  p->scale[0] = bl_format_store_scale (ctx->spec.scale_type, n > 0 ? (float) (sum / (double) n) : 0.0f,
+                                       &p->scale_code[0]);
+}
+
+static void
+binary_encode (const BlFormatCtx   *ctx,
+               const BlGroupParams *p,
+               const float         *x,
+               gint64               n,
+               guint64              index0,
+               guint16             *codes)
+{
+  /* sign(0) = +1, as BitStack's sign step does */
+  for (gint64 i = 0; i < n; i++)
+    codes[i] = x[i] < 0.0f;
+}
+
+static void
+binary_decode (const BlFormatCtx   *ctx,
+               const BlGroupParams *p,
+               const guint16       *codes,
+               gint64               n,
+               float               *y)
+{
+  for (gint64 i = 0; i < n; i++)
+    y[i] = codes[i] ? -p->scale[0] : p->scale[0];
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* ternary: BitNet b1.58 absmean, or the median variant (peers.md §3.7, methods.md §13c) */
+
+#define TERNARY_EPS 1e-5f
+
+static void
+ternary_layout (const BlFormatSpec *spec,
+                BlFormatLayout     *out)
+{
+  out->elem_bits = 2;
+  layout_scales (spec, out, 1);
+}
+
+/* the lower median (torch.median), by quickselect on @buf */
+static float
+lower_median (float  *buf,
+              gint64  n)
+{
+  gint64 k = (n - 1) / 2, lo = 0, hi = n - 1;
+
+  while (hi > lo)
+    {
+      float pivot = buf[lo + (hi - lo) / 2];
+      gint64 i = lo, j = hi;
+
+      while (i <= j)
+        {
+          while (buf[i] < pivot)
+            i++;
+          while (buf[j] > pivot)
+            j--;
+          if (i <= j)
+            {
+              float t = buf[i];
+
+              buf[i] = buf[j];
+              buf[j] = t;
+              i++;
+              j--;
+            }
+        }
+      if (k <= j)
+        hi = j;
+      else if (k >= i)
+        lo = i;
+      else
+        break;
+    }
+  return buf[k];
+}
+
+static void
+ternary_params (const BlFormatCtx *ctx,
+                const float       *x,
+                gint64             n,
+                gint64             group_index,
+                double             shrink,
+                float             *scratch,
+                BlGroupParams     *p)
+{
+  float gamma = 0.0f;
+
+  memset (p, 0, sizeof *p);
+  if (n > 0 && ctx->spec.ternary_stat == BL_TERNARY_MEDIAN)
+    {
+      for (gint64 i = 0; i < n; i++)
+        scratch[i] = fabsf (x[i]);
+      gamma = lower_median (scratch, n);
+    }
+  else if (n > 0)
+    {
+      double sum = 0.0;
+
+      for (gint64 i = 0; i < n; i++)
+        sum += fabsf (x[i]);
+      gamma = (float) (sum / (double) n);
+    }
+  p->scale[0] = bl_format_store_scale (ctx->spec.scale_type, gamma, &p->scale_code[0]);
+}
+
+static void
+ternary_encode (const BlFormatCtx   *ctx,
+                const BlGroupParams *p,
+                const float         *x,
+                gint64               n,
+                guint64              index0,
+                guint16             *codes)
+{
+  /* W̃ = RoundClip(W/(γ+ε), −1, 1) */
+  float denom = p->scale[0] + TERNARY_EPS;
+
+  for (gint64 i = 0; i < n; i++)
+    {
+      float q = round_int (clampf (nan_to_zero (x[i] / denom), -1.0f, 1.0f), ctx->spec.rounding,
+                           element_random (ctx, index0 + (guint64) i));
+
+      codes[i] = (guint16) ((guint32) (int) q & 3u);
+    }
+}
+
+static void
+ternary_decode (const BlFormatCtx   *ctx,
+                const BlGroupParams *p,
+                const guint16       *codes,
+                gint64               n,
+                float               *y)
+{
+  for (gint64 i = 0; i < n; i++)
+    y[i] = (float) sign_extend (codes[i], 2) * p->scale[0];
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* dual-binary: DB-LLM ŵ = α₁·b₁ + α₂·b₂ initialised from a 2-bit uniform quantizer
+ * (methods.md §13b) */
+
+static void
+dual_layout (const BlFormatSpec *spec,
+             BlFormatLayout     *out)
+{
+  out->elem_bits = 2;
+  layout_scales (spec, out, 2);
+}
+
+static void
+dual_params (const BlFormatCtx *ctx,
+             const float       *x,
+             gint64             n,
+             gint64             group_index,
+             double             shrink,
+             float             *scratch,
+             BlGroupParams     *p)
+{
+  float lo = 0.0f, hi = 0.0f, s, z;
+
+  memset (p, 0, sizeof *p);
+  for (gint64 i = 0; i < n; i++)
+    {
+      lo = x[i] < lo ? x[i] : lo;
+      hi = x[i] > hi ? x[i] : hi;
+    }
+  /* the asymmetric 2-bit grid (q − z)·s with z = round(−min/s); z = 1 gives {−s, 0, s, 2s}
+   * = 2s·b₁ − s·b₂ (α₁ = 2s, α₂ = −s as in the paper), z = 2 its mirror α₁ = −2s, α₂ = s */
+  s = (hi - lo) / 3.0f;
+  z = s > 0.0f ? round_int (clampf (-lo / s, 0.0f, 3.0f), BL_ROUND_RNE, 0) : 1.0f;
+  if (z <= 1.0f)
+    {
+      p->scale[0] = bl_format_store_scale (ctx->spec.scale_type, 2.0f * s, &p->scale_code[0]);
+      p->scale[1] = bl_format_store_scale (ctx->spec.scale_type, -s, &p->scale_code[1]);
+    }
+  else
+    {
+      p->scale[0] = bl_format_store_scale (ctx->spec.scale_type, -2.0f * s, &p->scale_code[0]);
+      p->scale[1] = bl_format_store_scale (ctx->spec.scale_type, s, &p->scale_code[1]);
+    }
+}
+
+static void
+dual_encode (const BlFormatCtx   *ctx,
+             const BlGroupParams *p,
+             const float         *x,
+             gint64               n,
+             guint64              index0,
+             guint16             *codes)
+{
+  float vals[4];
+
+  for (int c = 0; c < 4; c++)
+    vals[c] = (float) (c & 1) * p->scale[0] + (float) (c >> 1) * p->scale[1];
+  /* the nearest of the four sums; on a tie the smaller magnitude, then the lower code
+   * (the paper's Heaviside thresholds sit on these midpoints) */
+  for (gint64 i = 0; i < n; i++)
+    {
+      int best = 0;
+      float best_d = fabsf (x[i] - vals[0]);
+
+      for (int c = 1; c < 4; c++)
+        {
+          float d = fabsf (x[i] - vals[c]);
+
+          if (d < best_d || (d == best_d && fabsf (vals[c]) < fabsf (vals[best])))
+            {
+              best = c;
+              best_d = d;
+            }
+        }
+      codes[i] = (guint16) best;
+    }
+}
+
+static void
+dual_decode (const BlFormatCtx   *ctx,
+             const BlGroupParams *p,
+             const guint16       *codes,
+             gint64               n,
+             float               *y)
+{
+  for (gint64 i = 0; i < n; i++)
+    y[i] = (float) (codes[i] & 1) * p->scale[0] + (float) (codes[i] >> 1) * p->scale[1];
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* complex-2bit: iFairy PhaseQuant on pairs (w[2k] + i·w[2k+1]) (methods.md §13d) */
+
+static void
+complex_layout (const BlFormatSpec *spec,
+                BlFormatLayout     *out)
+{
+  out->elem_bits = 1;
+  layout_scales (spec, out, 2);
+}
+
+/* 0 = +1, 1 = −1, 2 = +i, 3 = −i (bit 0: negative, bit 1: imaginary axis); the phase
+ * sectors are [−π/4, π/4) → +1, [π/4, 3π/4) → +i, [3π/4, π] ∪ [−π, −3π/4) → −1,
+ * [−3π/4, −π/4) → −i, and 0 maps to +1 */
+static inline int
+phase_code (float a,
+            float b)
+{
+  if (a == 0.0f && b == 0.0f)
+    return 0;
+  if (a > 0.0f && b >= -a && b < a)
+    return 0;
+  if (b > 0.0f && a <= b && a > -b)
+    return 2;
+  if (b < 0.0f && a >= b && a < -b)
+    return 3;
+  return 1;
+}
+
+static void
+complex_params (const BlFormatCtx *ctx,
+                const float       *x,
+                gint64             n,
+                gint64             group_index,
+                double             shrink,
+                float             *scratch,
+                BlGroupParams     *p)
+{
+  double sum_re = 0.0, sum_im = 0.0;
+  gint64 n_re = 0, n_im = 0;
+
+  memset (p, 0, sizeof *p);
+  for (gint64 i = 0; i < n; i += 2)
+    {
+      float a = x[i], b = i + 1 < n ? x[i + 1] : 0.0f;
+      int c = phase_code (a, b);
+
+      if (c < 2)
+        {
+          sum_re += fabsf (a);
+          n_re++;
+        }
+      else
+        {
+          sum_im += fabsf (b);
+          n_im++;
+        }
+    }
+  /* axis-wise scales: mean |re| over the ±1 weights, mean |im| over the ±i weights */
+  p->scale[0] = bl_format_store_scale (ctx->spec.scale_type, n_re ? (float) (sum_re / (double) n_re) : 0.0f,
+                                       &p->scale_code[0]);
+  p->scale[1] = bl_format_store_scale (ctx->spec.scale_type, n_im ? (float) (sum_im / (double) n_im) : 0.0f,
+                                       &p->scale_code[1]);
+}
+
+static void
+complex_encode (const BlFormatCtx   *ctx,
+                const BlGroupParams *p,
+                const float         *x,
+                gint64               n,
+                guint64              index0,
+                guint16             *codes)
+{
+  for (gint64 i = 0; i < n; i += 2)
+    {
+      int c = phase_code (x[i], i + 1 < n ? x[i + 1] : 0.0f);
+
+      codes[i] = (guint16) (c & 1);
+      if (i + 1 < n)
+        codes[i + 1] = (guint16) (c >> 1);
+    }
+}
+
+static void
+complex_decode (const BlFormatCtx   *ctx,
+                const BlGroupParams *p,
+                const guint16       *codes,
+                gint64               n,
+                float               *y)
+{
+  for (gint64 i = 0; i < n; i += 2)
+    {
+      gboolean neg = codes[i] & 1;
+      gboolean imag = i + 1 < n && (codes[i + 1] & 1);
+      float re = imag ? 0.0f : (neg ? -p->scale[0] : p->scale[0]);
+      float im = imag ? (neg ? -p->scale[1] : p->scale[1]) : 0.0f;
+
+      y[i] = re;
+      if (i + 1 < n)
+        y[i + 1] = im;
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* BitMoD: per group the extended FP grid of least squared error (methods.md §12) */
+
+static void
+bitmod_layout (const BlFormatSpec *spec,
+               BlFormatLayout     *out)
+{
+  out->elem_bits = spec->bits;
+  layout_scales (spec, out, 1);
+  out->selector_bits = 2;
+}
+
+/* nearest grid index; a value on a midpoint takes the lower value (x ≤ midpoint) */
+static inline int
+grid_nearest (const float *grid,
+              int          n_values,
+              float        v)
+{
+  int c = 0;
+
+  for (int k = 0; k + 1 < n_values; k++)
+    c += v > 0.5f * (grid[k] + grid[k + 1]);
+  return c;
+}
+
+static void
+bitmod_params (const BlFormatCtx *ctx,
+               const float       *x,
+               gint64             n,
+               gint64             group_index,
+               double             shrink,
+               float             *scratch,
+               BlGroupParams     *p)
+{
+  float amax = (float) shrink * group_amax (x, n);
+  double best_err = INFINITY;
+
+  memset (p, 0, sizeof *p);
+  for (int sel = 0; sel < 4; sel++)
+    {
+      int nv;
+      const float *grid = bl_bitmod_grid (ctx->spec.bits, sel, &nv);
+      float gmax = MAX (fabsf (grid[0]), fabsf (grid[nv - 1]));
+      guint32 code;
+      float s = bl_format_store_scale (ctx->spec.scale_type, amax / gmax, &code);
+      double err = 0.0;
+
+      for (gint64 i = 0; i < n; i++)
+        {
+          float q = grid[grid_nearest (grid, nv, x[i] / s)] * s;
+          double d = (double) q - (double) x[i];
+
+          err += d * d;
+        }
+      if (err < best_err)
+        {
+          best_err = err;
+          p->selector = sel;
+          p->scale[0] = s;
+          p->scale_code[0] = code;
+        }
+    }
+}
+
+static void
+bitmod_encode (const BlFormatCtx   *ctx,
+               const BlGroupParams *p,
+               const float         *x,
+               gint64               n,
+               guint64              index0,
+               guint16             *codes)
+{
+  int nv;
+  const float *grid = bl_bitmod_grid (ctx->spec.bits, p->selector, &nv);
+
+  for (gint64 i = 0; i < n; i++)
+    codes[i] = (guint16) grid_nearest (grid, nv, x[i] / p->scale[0]);
+}
+
+static void
+bitmod_decode (const BlFormatCtx   *ctx,
+               const BlGroupParams *p,
+               const guint16       *codes,
+               gint64               n,
+               float               *y)
+{
+  int nv;
+  const float *grid = bl_bitmod_grid (ctx->spec.bits, p->selector, &nv);
+
+  for (gint64 i = 0; i < n; i++)
+    y[i] = grid[codes[i]] * p->scale[0];
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* int2+int4: asymmetric 2-bit groups, the widest-range groups at 4 bits (methods.md §13e) */
+
+static void
+mixed_layout (const BlFormatSpec *spec,
+              BlFormatLayout     *out)
+{
+  out->elem_bits = 2;
+  layout_scales (spec, out, 1);
+  out->zero_bits = 4;
+  out->selector_bits = 1;
+  out->extra_bits = 2;
+}
+
+typedef struct
+{
+  float range;
+  gint64 index;
+} GroupRange;
+
+static int
+cmp_range_desc (const void *a,
+                const void *b)
+{
+  const GroupRange *ra = a, *rb = b;
+
+  if (ra->range != rb->range)
+    return ra->range > rb->range ? -1 : 1;
+  return (ra->index > rb->index) - (ra->index < rb->index);
+}
+
+static gboolean
+mixed_prepare (BlFormatCtx  *ctx,
+               const float  *x,
+               GError      **error)
+{
+  g_autofree GroupRange *ranges = g_try_new (GroupRange, ctx->n_groups);
+  gint64 n4;
+
+  if (ranges == NULL)
+    {
+      g_set_error (error, BL_ERROR, BL_ERROR_OUT_OF_MEMORY,
+                   "out of memory ranking %" G_GINT64_FORMAT " groups", ctx->n_groups);
+      return FALSE;
+    }
+  for (gint64 g = 0; g < ctx->n_groups; g++)
+    {
+      gint64 row = g / ctx->groups_per_row;
+      gint64 col0 = (g % ctx->groups_per_row) * ctx->group_size;
+      gint64 len = MIN (ctx->group_size, ctx->n_cols - col0);
+      const float *v = x + row * ctx->n_cols + col0;
+      float lo = v[0], hi = v[0];
+
+      for (gint64 i = 1; i < len; i++)
+        {
+          lo = v[i] < lo ? v[i] : lo;
+          hi = v[i] > hi ? v[i] : hi;
+        }
+      ranges[g].range = hi - lo;
+      ranges[g].index = g;
+    }
+  /* rank by range (ties: lower group index first) and promote the top share to 4 bits */
+  qsort (ranges, (size_t) ctx->n_groups, sizeof *ranges, cmp_range_desc);
+  n4 = (gint64) floor (ctx->spec.range_percent / 100.0 * (double) ctx->n_groups + 0.5);
+  n4 = MIN (n4, ctx->n_groups);
+  ctx->selectors = g_try_malloc0 ((gsize) ctx->n_groups);
+  if (ctx->selectors == NULL)
+    {
+      g_set_error (error, BL_ERROR, BL_ERROR_OUT_OF_MEMORY,
+                   "out of memory ranking %" G_GINT64_FORMAT " groups", ctx->n_groups);
+      return FALSE;
+    }
+  for (gint64 k = 0; k < n4; k++)
+    ctx->selectors[ranges[k].index] = 1;
+  ctx->n_selected = n4;
+  return TRUE;
+}
+
+static void
+mixed_params (const BlFormatCtx *ctx,
+              const float       *x,
+              gint64             n,
+              gint64             group_index,
+              double             shrink,
+              float             *scratch,
+              BlGroupParams     *p)
+{
+  int bits = ctx->selectors[group_index] ? 4 : 2;
+  float maxq = (float) ((1 << bits) - 1);
+  float lo = 0.0f, hi = 0.0f;
+
+  memset (p, 0, sizeof *p);
+  p->selector = ctx->selectors[group_index];
+  for (gint64 i = 0; i < n; i++)
+    {
+      lo = x[i] < lo ? x[i] : lo;
+      hi = x[i] > hi ? x[i] : hi;
+    }
+  lo *= (float) shrink;
+  hi *= (float) shrink;
+  p->scale[0] = bl_format_store_scale (ctx->spec.scale_type, (hi - lo) / maxq, &p->scale_code[0]);
+  p->zero = p->scale[0] > 0.0f ? (int) round_int (clampf (-lo / p->scale[0], 0.0f, maxq), BL_ROUND_RNE, 0) : 0;
+}
+
+static void
+mixed_encode (const BlFormatCtx   *ctx,
+              const BlGroupParams *p,
+              const float         *x,
+              gint64               n,
+              guint64              index0,
+              guint16             *codes)
+{
+  int bits = p->selector ? 4 : 2;
+  float lo = (float) -p->zero, hi = (float) ((1 << bits) - 1 - p->zero);
+
+  for (gint64 i = 0; i < n; i++)
+    {
+      float q = round_int (clampf (nan_to_zero (x[i] / p->scale[0]), lo, hi), ctx->spec.rounding,
+                           element_random (ctx, index0 + (guint64) i));
+
+      codes[i] = (guint16) ((int) q + p->zero);
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* bf16 / fp16 casts */
+
+static void
+cast_layout (const BlFormatSpec *spec,
+             BlFormatLayout     *out)
+{
+  out->elem_bits = 16;
+  out->scale_kind = BL_PACKED_SCALE_NONE;
+}
+
+static void
+cast_params (const BlFormatCtx *ctx,
+             const float       *x,
+             gint64             n,
+             gint64             group_index,
+             double             shrink,
+             float             *scratch,
+             BlGroupParams     *p)
+{
+  memset (p, 0, sizeof *p);
+  p->scale[0] = 1.0f;
+}
+
+static void
+cast_encode (const BlFormatCtx   *ctx,
+             const BlGroupParams *p,
+             const float         *x,
+             gint64               n,
+             guint64              index0,
+             guint16             *codes)
+{
+  for (gint64 i = 0; i < n; i++)
+    codes[i] = (guint16) bl_fp_encode (&ctx->elem, x[i], ctx->spec.rounding, ctx->spec.saturate,
+                                       element_random (ctx, index0 + (guint64) i));
+}
+
+static void
+cast_decode (const BlFormatCtx   *ctx,
+             const BlGroupParams *p,
+             const guint16       *codes,
+             gint64               n,
+             float               *y)
+{
+  for (gint64 i = 0; i < n; i++)
+    y[i] = bl_fp_decode (&ctx->elem, codes[i]);
+}
+
+static void
+fp16_fake_fast (const BlFormatCtx   *ctx,
+                const BlGroupParams *p,
+                const float         *x,
+                gint64               n,
+                float               *y)
+{
+  FastFp f;
+
+  fast_fp_init (&f, &ctx->elem, ctx->spec.saturate);
+  for (gint64 i = 0; i < n; i++)
+    y[i] = fast_fp_round (&f, x[i]);
+}
+
+static void
+bf16_fake_fast (const BlFormatCtx   *ctx,
+                const BlGroupParams *p,
+                const float         *x,
+                gint64               n,
+                float               *y)
+{
+  gboolean sat = ctx->spec.saturate;
+
+  for (gint64 i = 0; i < n; i++)
+    {
+      guint32 b = fbits (x[i]);
+      guint32 r;
+
+      if ((b & 0x7fffffffu) > 0x7f800000u)
+        {
+          /* the sign, the top payload bits and the quiet bit, as bl_fp_encode keeps them */
+          y[i] = NAN;
+          continue;
+        }
+      /* RNE on the bit pattern; a carry out of the mantissa bumps the exponent, up to Inf */
+      r = (b + 0x7fffu + ((b >> 16) & 1u)) & 0xffff0000u;
+      if (sat && (r & 0x7fffffffu) == 0x7f800000u)
+        r = (r & 0x80000000u) | 0x7f7f0000u;
+      y[i] = ffrom (r);
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* the table */
+
+static const char *const int_examples[] = { "int8:channel", "int8:token", "int4:g128:sym", "int4:g128:asym",
+                                            "int4:g32:q4_0", "int4:g128:gptq", "int3:g128:asym", "int2:g64:asym", NULL };
+static const char *const fp_examples[] = { "fp8-e4m3:tensor", "fp8-e5m2", "fp6-e3m2:g32", "fp6-e2m3:g32",
+                                           "fp4-e2m1:g32", NULL };
+static const char *const mxfp_examples[] = { "mxfp8-e4m3", "mxfp8-e5m2", "mxfp6-e3m2", "mxfp6-e2m3", "mxfp4", NULL };
+static const char *const mxint_examples[] = { "mxint8", "mxint6", "mxint4", NULL };
+static const char *const nvfp4_examples[] = { "nvfp4", NULL };
+static const char *const nvint4_examples[] = { "nvint4", NULL };
+static const char *const nf4_examples[] = { "nf4:g64", NULL };
+static const char *const binary_examples[] = { "binary:channel", NULL };
+static const char *const ternary_examples[] = { "ternary:absmean", "ternary:median", NULL };
+static const char *const dual_examples[] = { "dual-binary", NULL };
+static const char *const complex_examples[] = { "complex-2bit", NULL };
+static const char *const bitmod_examples[] = { "bitmod4:g128", "bitmod3:g128", NULL };
+static const char *const mixed_examples[] = { "int2+int4:g128:range10%", NULL };
+static const char *const bf16_examples[] = { "bf16", NULL };
+static const char *const fp16_examples[] = { "fp16", NULL };
+
+static const BlFormatTraits traits_table[BL_FORMAT_N_FAMILIES] = {
+  [BL_FORMAT_INT] = {
+    .family = BL_FORMAT_INT, .name = "int",
+    .description = "integer grid with a scale per group/channel/tensor (absmax, GPTQ, Q4_0 or asymmetric)",
+    .examples = int_examples, .element_bits = 4, .block_size = 0,
+    .layout = int_layout, .params = int_params, .encode = int_encode, .decode = int_decode,
+    .fake_fast = int_fake_fast,
+  },
+  [BL_FORMAT_FP] = {
+    .family = BL_FORMAT_FP, .name = "fp",
+    .description = "FP ExMy elements (OCP FP8 E4M3/E5M2, FP6, FP4) with an absmax scale",
+    .examples = fp_examples, .element_bits = 8, .block_size = 0,
+    .layout = fp_layout, .params = fp_params, .encode = fp_encode, .decode = fp_decode,
+    .fake_fast = fp_fake_fast,
+  },
+  [BL_FORMAT_MXFP] = {
+    .family = BL_FORMAT_MXFP, .name = "mxfp",
+    .description = "OCP Microscaling float: 32-element blocks sharing an E8M0 power-of-two scale",
+    .examples = mxfp_examples, .element_bits = 4, .block_size = 32,
+    .layout = mx_layout, .params = mx_params, .encode = mxfp_encode, .decode = fp_decode,
+    .fake_fast = fp_fake_fast,
+  },
+  [BL_FORMAT_MXINT] = {
+    .family = BL_FORMAT_MXINT, .name = "mxint",
+    .description = "OCP Microscaling integer: 32-element two's complement blocks with an E8M0 scale",
+    .examples = mxint_examples, .element_bits = 8, .block_size = 32,
+    .layout = mx_layout, .params = mx_params, .encode = mxint_encode, .decode = mxint_decode,
+    .fake_fast = mxint_fake_fast,
+  },
+  [BL_FORMAT_NVFP4] = {
+    .family = BL_FORMAT_NVFP4, .name = "nvfp4",
+    .description = "NVIDIA NVFP4: E2M1 in 16-element blocks, UE4M3 block scale and an fp32 tensor scale",
+    .examples = nvfp4_examples, .element_bits = 4, .block_size = 16,
+    .layout = nv_layout, .prepare = nv_prepare, .params = nv_params, .encode = nvfp4_encode,
+    .decode = fp_decode, .fake_fast = nvfp4_fake_fast,
+  },
+  [BL_FORMAT_NVINT4] = {
+    .family = BL_FORMAT_NVINT4, .name = "nvint4",
+    .description = "the NVFP4 two-level scale recipe with INT4 elements in [-7, 7] (INT v.s. FP)",
+    .examples = nvint4_examples, .element_bits = 4, .block_size = 16,
+    .layout = nv_layout, .prepare = nv_prepare, .params = nv_params, .encode = nvint4_encode,
+    .decode = nvint4_decode, .fake_fast = nvint4_fake_fast,
+  },
+  [BL_FORMAT_NF4] = {
+    .family = BL_FORMAT_NF4, .name = "nf4",
+    .description = "QLoRA NormalFloat4: 16 normal quantiles times a per-block absmax",
+    .examples = nf4_examples, .element_bits = 4, .block_size = 64,
+    .layout = nf4_layout, .params = nf4_params, .encode = nf4_encode, .decode = nf4_decode,
+    .fake_fast = nf4_fake_fast,
+  },
+  [BL_FORMAT_BINARY] = {
+    .family = BL_FORMAT_BINARY, .name = "binary",
+    .description = "1-bit sign(w) times mean|w| of the channel",
+    .examples = binary_examples, .element_bits = 1, .block_size = 0,
+    .layout = binary_layout, .params = binary_params, .encode = binary_encode, .decode = binary_decode,
+  },
+  [BL_FORMAT_TERNARY] = {
+    .family = BL_FORMAT_TERNARY, .name = "ternary",
+    .description = "BitNet b1.58 {-1, 0, +1} times mean|W| (absmean) or median|W|",
+    .examples = ternary_examples, .element_bits = 2, .block_size = 0,
+    .layout = ternary_layout, .params = ternary_params, .encode = ternary_encode, .decode = ternary_decode,
+    .needs_scratch = TRUE,
+  },
+  [BL_FORMAT_DUAL_BINARY] = {
+    .family = BL_FORMAT_DUAL_BINARY, .name = "dual-binary",
+    .description = "DB-LLM dual binarization: two scaled binary planes per weight",
+    .examples = dual_examples, .element_bits = 2, .block_size = 0,
+    .layout = dual_layout, .params = dual_params, .encode = dual_encode, .decode = dual_decode,
+  },
+  [BL_FORMAT_COMPLEX_2BIT] = {
+    .family = BL_FORMAT_COMPLEX_2BIT, .name = "complex-2bit",
+    .description = "iFairy PhaseQuant: weight pairs as complex numbers in {±1, ±i} with axis scales",
+    .examples = complex_examples, .element_bits = 1, .block_size = 0,
+    .layout = complex_layout, .params = complex_params, .encode = complex_encode, .decode = complex_decode,
+  },
+  [BL_FORMAT_BITMOD] = {
+    .family = BL_FORMAT_BITMOD, .name = "bitmod",
+    .description = "BitMoD: per group the best of four extended FP grids (2-bit selector)",
+    .examples = bitmod_examples, .element_bits = 4, .block_size = 128,
+    .layout = bitmod_layout, .params = bitmod_params, .encode = bitmod_encode, .decode = bitmod_decode,
+  },
+  [BL_FORMAT_INT2_INT4] = {
+    .family = BL_FORMAT_INT2_INT4, .name = "int2+int4",
+    .description = "asymmetric 2-bit groups with the widest-range share of groups kept at 4 bits",
+    .examples = mixed_examples, .element_bits = 2, .block_size = 128,
+    .layout = mixed_layout, .prepare = mixed_prepare, .params = mixed_params, .encode = mixed_encode,
+    .decode = int_decode,
+  },
+  [BL_FORMAT_BF16] = {
+    .family = BL_FORMAT_BF16, .name = "bf16",
+    .description = "bfloat16 cast (round to nearest even)",
+    .examples = bf16_examples, .element_bits = 16, .block_size = 0,
+    .layout = cast_layout, .params = cast_params, .encode = cast_encode, .decode = cast_decode,
+    .fake_fast = bf16_fake_fast,
+  },
+  [BL_FORMAT_FP16] = {
+    .family = BL_FORMAT_FP16, .name = "fp16",
+    .description = "IEEE half cast (round to nearest even)",
+    .examples = fp16_examples, .element_bits = 16, .block_size = 0,
+    .layout = cast_layout, .params = cast_params, .encode = cast_encode, .decode = cast_decode,
+    .fake_fast = fp16_fake_fast,
+  },
+};
+
+const BlFormatTraits *
+bl_format_traits_lookup (BlFormatFamily family)
+{
+  g_return_val_if_fail (family < BL_FORMAT_N_FAMILIES, NULL);
+  return &traits_table[family];
+}
