@@ -496,7 +496,7 @@ fake_quant (const BlFormatSpec *spec,
             gboolean            allow_fast,
             GError            **error)
 {
-  g_auto (BlFormatCtx) ctx;
+  g_auto (BlFormatCtx) ctx = { 0 };
   g_autofree FakeJob *jobs = NULL;
   g_autofree GThread **threads = NULL;
   g_autofree float *scratch = NULL;
@@ -721,7 +721,7 @@ bl_format_quantize (const BlFormatSpec *spec,
                     gsize               dst_size,
                     GError            **error)
 {
-  g_auto (BlFormatCtx) ctx;
+  g_auto (BlFormatCtx) ctx = { 0 };
   g_autofree float *scratch = NULL;
   BlPackedHeader h;
   gint64 slot = 0;
@@ -866,7 +866,7 @@ bl_format_dequantize (const guint8  *packed,
                       gint64         n_elements,
                       GError       **error)
 {
-  g_auto (BlFormatCtx) ctx;
+  g_auto (BlFormatCtx) ctx = { 0 };
   g_autoptr (GError) local_error = NULL;
   BlPackedHeader h, expect;
   BlFormatSpec spec;
