@@ -197,7 +197,15 @@ test_hf_stride (void)
       { 0, 4, 1, FALSE }, { 2, 4, 2, FALSE }, { 4, 4, 2, FALSE }, { 6, 4, 2, FALSE },
     };
 
-    g_assert_cmpmem (windows->data, windows->len * sizeof (BlWindow), expected, sizeof expected);
+    for (guint i = 0; i < G_N_ELEMENTS (expected); i++)
+      {
+        const BlWindow *w = &g_array_index (windows, BlWindow, i);
+
+        g_assert_cmpint (w->start, ==, expected[i].start);
+        g_assert_cmpint (w->length, ==, expected[i].length);
+        g_assert_cmpint (w->first_target, ==, expected[i].first_target);
+        g_assert_cmpint (w->bos_first, ==, expected[i].bos_first);
+      }
   }
   g_clear_pointer (&windows, g_array_unref);
 

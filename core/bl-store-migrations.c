@@ -1,0 +1,87 @@
+/* bl-store-migrations.c: the store's schema, one migration per schema version
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ *
+ * bl_store_open() applies migration i, in its own transaction, to a database whose
+ * PRAGMA user_version is i, and sets user_version to i + 1 in the same transaction.
+ * An applied migration is never edited: a schema change is a new entry at the end.
+ */
+#include "bl-store-private.h"
+
+const char * const bl_store_migrations[] = {
+  /* 0 → 1: models, datasets, runs and their per-window sums. */
+  "CREATE TABLE models ("
+  "  fingerprint TEXT PRIMARY KEY NOT NULL,"
+  "  path TEXT,"
+  "  name TEXT,"
+  "  architecture TEXT,"
+  "  n_params INTEGER,"
+  "  first_seen TEXT NOT NULL,"
+  "  last_seen TEXT NOT NULL"
+  ");"
+  /* A dataset is its bytes (sha256) read one way (kind): the kind decides the text a
+   * protocol tokenizes, so the same file read as plain text is another dataset. */
+  "CREATE TABLE datasets ("
+  "  sha256 TEXT NOT NULL CHECK (length (sha256) = 64),"
+  "  kind TEXT NOT NULL,"
+  "  name TEXT NOT NULL,"
+  "  path TEXT,"
+  "  first_seen TEXT NOT NULL,"
+  "  last_seen TEXT NOT NULL,"
+  "  PRIMARY KEY (sha256, kind)"
+  ");"
+  "CREATE TABLE runs ("
+  "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+  "  started_at TEXT NOT NULL,"
+  "  finished_at TEXT,"
+  "  status TEXT NOT NULL CHECK (status IN"
+  "    ('running', 'finished', 'failed', 'cancelled', 'interrupted')),"
+  "  model_fingerprint TEXT NOT NULL REFERENCES models (fingerprint),"
+  "  dataset_sha256 TEXT NOT NULL,"
+  "  dataset_kind TEXT NOT NULL,"
+  "  tokenizer_hash TEXT,"
+  "  protocol TEXT NOT NULL,"
+  "  ctx INTEGER NOT NULL CHECK (ctx >= 2),"
+  "  stride INTEGER NOT NULL CHECK (stride >= 0),"
+  "  max_windows INTEGER NOT NULL CHECK (max_windows >= 0),"
+  "  n_windows INTEGER NOT NULL CHECK (n_windows >= 0),"
+  /* the guint64 seed, stored as the int64 with the same bits */
+  "  seed INTEGER NOT NULL,"
+  "  backend TEXT,"
+  "  threads INTEGER,"
+  "  plan_json TEXT CHECK (plan_json IS NULL OR json_valid (plan_json)),"
+  "  n_windows_done INTEGER,"
+  "  n_tokens INTEGER,"
+  "  mean_nll REAL,"
+  "  ppl REAL,"
+  "  ppl_ci_low REAL,"
+  "  ppl_ci_high REAL,"
+  "  wall_seconds REAL,"
+  "  tokens_per_second REAL,"
+  "  message TEXT,"
+  "  bitlens_version TEXT NOT NULL,"
+  "  host TEXT NOT NULL,"
+  "  owner_pid INTEGER NOT NULL,"
+  /* the writing BlStore's random token; its lock file tells whether it is alive */
+  "  owner_token TEXT NOT NULL,"
+  "  FOREIGN KEY (dataset_sha256, dataset_kind) REFERENCES datasets (sha256, kind)"
+  ");"
+  "CREATE INDEX runs_by_model ON runs (model_fingerprint, id);"
+  "CREATE INDEX runs_running ON runs (owner_token) WHERE status = 'running';"
+  /* A run that has ended stays ended: its numbers are provenance. */
+  "CREATE TRIGGER runs_status_final BEFORE UPDATE OF status ON runs"
+  "  WHEN OLD.status <> 'running'"
+  "  BEGIN SELECT RAISE (ABORT, 'a run that has ended cannot change its status'); END;"
+  "CREATE TABLE run_windows ("
+  "  run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,"
+  "  window_index INTEGER NOT NULL CHECK (window_index >= 0),"
+  "  start INTEGER NOT NULL CHECK (start >= 0),"
+  "  n_tokens INTEGER NOT NULL CHECK (n_tokens > 0),"
+  "  sum_nll REAL NOT NULL,"
+  "  PRIMARY KEY (run_id, window_index)"
+  ") WITHOUT ROWID;",
+};
+
+const guint bl_store_n_migrations = G_N_ELEMENTS (bl_store_migrations);
+
+G_STATIC_ASSERT (G_N_ELEMENTS (bl_store_migrations) == BL_STORE_SCHEMA_VERSION);
