@@ -7,6 +7,7 @@
 #include "bl-format.h"
 #include "bl-format-blocks.h"
 #include "bl-format-codecs.h"
+#include "bl-format-simd.h"
 
 G_BEGIN_DECLS
 
@@ -97,6 +98,10 @@ struct _BlFormatTraits
                          const float          *x,
                          gint64                n,
                          float                *y);
+  /* fills the fused row kernel's description, for the default rounding without clip=mse;
+   * NULL when the family has none */
+  void     (*row_setup) (const BlFormatCtx    *ctx,
+                         BlSimdRow            *row);
   gboolean needs_scratch;
 };
 

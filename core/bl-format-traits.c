@@ -9,10 +9,19 @@
  * tests/test-format.c checks on every family.
  */
 #include "bl-format-private.h"
+#include "bl-format-scale.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* every product and sum rounds on its own, as in the reference: never fuse them into an
+ * FMA, whatever the target (the fast rows and the oracle must agree bit for bit) */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize ("fp-contract=off")
+#endif
 
 #include "bl-error.h"
 
@@ -38,19 +47,11 @@ ffrom (guint32 u)
 }
 
 /* max |x|; NaN wins over everything because its bit pattern is larger than Inf's */
-static float
+static inline float
 group_amax (const float *x,
             gint64       n)
 {
-  guint32 m = 0;
-
-  for (gint64 i = 0; i < n; i++)
-    {
-      guint32 b = fbits (x[i]) & 0x7fffffffu;
-
-      m = b > m ? b : m;
-    }
-  return ffrom (m);
+  return bl_simd_amax (x, n);
 }
 
 /* round a value already clamped to a small integer range; NaN becomes 0 so that no path
@@ -86,7 +87,7 @@ round_int (float      v,
     default:
       /* |v| < 2^22 here: adding 1.5·2^23 rounds to an integer with the FPU's
        * round-to-nearest-even, and the result is +0 for zero */
-      return (v + 12582912.0f) - 12582912.0f;
+      return bl_scale_rne (v);
     }
 }
 
@@ -118,11 +119,11 @@ bl_format_load_scale (BlScaleType type,
   switch (type)
     {
     case BL_SCALE_TYPE_F16:
-      return bl_f16_decode ((guint16) code);
+      return bl_scale_f16_decode ((guint16) code);
     case BL_SCALE_TYPE_BF16:
-      return bl_bf16_decode ((guint16) code);
+      return ffrom (code << 16);
     case BL_SCALE_TYPE_E8M0:
-      return bl_e8m0_decode ((guint8) code);
+      return bl_scale_e8m0_decode ((guint8) code);
     case BL_SCALE_TYPE_UE4M3:
       return bl_ue4m3_decode ((guint8) code);
     case BL_SCALE_TYPE_F32:
@@ -131,35 +132,12 @@ bl_format_load_scale (BlScaleType type,
     }
 }
 
-/* Stores @value in @type, saturating at the type's largest finite value (a scale that
- * overflowed to Inf would turn every element of its group into NaN). */
 float
 bl_format_store_scale (BlScaleType  type,
                        float        value,
                        guint32     *code)
 {
-  switch (type)
-    {
-    case BL_SCALE_TYPE_F16:
-      value = clampf (value, -65504.0f, 65504.0f);
-      *code = bl_f16_encode (value);
-      break;
-    case BL_SCALE_TYPE_BF16:
-      value = clampf (value, -3.3895313892515355e38f, 3.3895313892515355e38f);
-      *code = bl_bf16_encode (value);
-      break;
-    case BL_SCALE_TYPE_UE4M3:
-      *code = bl_ue4m3_encode (value);
-      break;
-    case BL_SCALE_TYPE_E8M0:
-      *code = (guint32) CLAMP (bl_floor_log2 (value) + 127, 0, 254);
-      break;
-    case BL_SCALE_TYPE_F32:
-    default:
-      *code = fbits (value);
-      break;
-    }
-  return bl_format_load_scale (type, *code);
+  return bl_scale_store (type, value, code);
 }
 
 static void
@@ -192,61 +170,6 @@ layout_scales (const BlFormatSpec *spec,
       break;
     }
   out->scales_per_group = scales_per_group;
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* RNE to an ExMy grid in float arithmetic (the fast paths) */
-
-typedef struct
-{
-  int emin;
-  int mbits;
-  float max_finite;
-  float big;                  /* 2^(emax+2): anything this large overflows */
-  float overflow;             /* what an overflow becomes: ±max, ±Inf or NaN */
-  gboolean nan_to_max;        /* formats without NaN map NaN to +max (cuda_fp4.h rule) */
-} FastFp;
-
-static void
-fast_fp_init (FastFp           *f,
-              const BlFpFormat *fmt,
-              gboolean          saturate)
-{
-  f->emin = fmt->emin;
-  f->mbits = fmt->mbits;
-  f->max_finite = fmt->max_finite;
-  f->big = ldexpf (1.0f, fmt->emax + 2);
-  f->nan_to_max = fmt->specials == BL_FP_SPECIALS_NONE;
-  if (saturate || fmt->specials == BL_FP_SPECIALS_NONE)
-    f->overflow = fmt->max_finite;
-  else if (fmt->specials == BL_FP_SPECIALS_IEEE)
-    f->overflow = INFINITY;
-  else
-    f->overflow = NAN;
-}
-
-/* decode(encode_rne(v)) without codes: round |v| at the quantum of its binade by adding and
- * subtracting 1.5·2^(23+k), which the FPU rounds to a multiple of 2^k with ties to even. */
-static inline float
-fast_fp_round (const FastFp *f,
-               float         v)
-{
-  guint32 vb = fbits (v);
-  float a = ffrom (vb & 0x7fffffffu);
-  int e;
-  float magic, r;
-
-  if (a != a)
-    return f->nan_to_max ? f->max_finite : NAN;
-  a = a < f->big ? a : f->big;
-  e = (int) (fbits (a) >> 23) - 127;
-  e = e < f->emin ? f->emin : e;
-  magic = ffrom (((guint32) (e - f->mbits + 23 + 127) << 23) | 0x400000u);
-  r = (a + magic) - magic;
-  r = r > f->max_finite ? f->overflow : r;
-  if (r != r)
-    return NAN;
-  return ffrom (fbits (r) | (vb & 0x80000000u));
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -289,14 +212,8 @@ int_params (const BlFormatCtx *ctx,
       {
         /* ggml quantize_row_q4_0_ref: the signed value of largest magnitude (first one wins),
          * d = max/−8, id = 1/d, codes from x·id; d is stored as fp16 */
-        float best = 0.0f, vmax = 0.0f, d;
+        float vmax = bl_scale_q4_0_max (x, n, group_amax (x, n)), d;
 
-        for (gint64 i = 0; i < n; i++)
-          if (best < fabsf (x[i]))
-            {
-              best = fabsf (x[i]);
-              vmax = x[i];
-            }
         d = (float) shrink * vmax / -half;
         p->scale[0] = bl_format_store_scale (ctx->spec.scale_type, d, &p->scale_code[0]);
         p->scale[1] = d != 0.0f ? 1.0f / d : 0.0f;
@@ -306,19 +223,15 @@ int_params (const BlFormatCtx *ctx,
     case BL_INT_ASYM:
       {
         /* quant.py (asym): the range is forced to include 0, zero = round(−min/s) */
-        float lo = 0.0f, hi = 0.0f;
+        float lo, hi;
 
-        for (gint64 i = 0; i < n; i++)
-          {
-            lo = x[i] < lo ? x[i] : lo;
-            hi = x[i] > hi ? x[i] : hi;
-          }
+        bl_simd_minmax0 (x, n, &lo, &hi);
         lo *= (float) shrink;
         hi *= (float) shrink;
         s = (hi - lo) / maxq;
         p->scale[0] = bl_format_store_scale (ctx->spec.scale_type, s, &p->scale_code[0]);
-        p->zero = p->scale[0] > 0.0f ? (int) clampf (round_int (clampf (-lo / p->scale[0], 0.0f, maxq),
-                                                                BL_ROUND_RNE, 0), 0.0f, maxq)
+        p->zero = p->scale[0] > 0.0f ? (int) clampf (bl_scale_rne (clampf (-lo / p->scale[0], 0.0f, maxq)),
+                                                     0.0f, maxq)
                                      : 0;
       }
       break;
@@ -402,26 +315,14 @@ int_fake_fast (const BlFormatCtx   *ctx,
                gint64               n,
                float               *y)
 {
-  float lo, hi, s = p->scale[0];
+  float lo, hi;
 
   int_bounds (ctx, p, &lo, &hi);
   if (ctx->spec.int_convention == BL_INT_Q4_0)
-    {
-      float bias = (float) p->zero + 0.5f;
-      float maxq = (float) ((1 << ctx->spec.bits) - 1);
-      float id = p->scale[1];
-      float z = (float) p->zero;
-
-      for (gint64 i = 0; i < n; i++)
-        y[i] = (truncf (clampf (nan_to_zero (x[i] * id + bias), 0.0f, maxq)) - z) * s;
-      return;
-    }
-  for (gint64 i = 0; i < n; i++)
-    {
-      float v = clampf (nan_to_zero (x[i] / s), lo, hi);
-
-      y[i] = ((v + 12582912.0f) - 12582912.0f) * s;
-    }
+    bl_simd_q4_0 (x, n, p->scale[1], (float) p->zero + 0.5f, (float) ((1 << ctx->spec.bits) - 1),
+                  (float) p->zero, p->scale[0], y);
+  else
+    bl_simd_int_rne (x, n, p->scale[0], 1.0f, 1.0f, lo, hi, y);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -482,12 +383,10 @@ fp_fake_fast (const BlFormatCtx   *ctx,
               gint64               n,
               float               *y)
 {
-  FastFp f;
-  float s = p->scale[0];
+  BlSimdFp f;
 
-  fast_fp_init (&f, &ctx->elem, ctx->spec.saturate);
-  for (gint64 i = 0; i < n; i++)
-    y[i] = fast_fp_round (&f, x[i] / s) * s;
+  bl_simd_fp_init (&f, &ctx->elem, ctx->spec.saturate);
+  bl_simd_fp (&f, x, n, p->scale[0], -INFINITY, INFINITY, y);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -501,58 +400,14 @@ mx_layout (const BlFormatSpec *spec,
   layout_scales (spec, out, 1);
 }
 
-/* The E8M0 code of a block with absolute maximum @amax, per the spec's scale rule, following
- * torchao mx_tensor.py to_mx() on the fp32 bit pattern. The exponent is clamped below at
- * −127; above 127 (or for a NaN block) the code is 0xFF, NaN (microxcaling mx_ops.py). */
 static guint8
 mx_scale_code (const BlFormatCtx *ctx,
                float              amax)
 {
-  gboolean is_int = ctx->spec.family == BL_FORMAT_MXINT;
-  int emax = is_int ? 0 : ctx->elem.emax;
-  int mbits = is_int ? ctx->spec.bits - 2 : ctx->elem.mbits;
-  guint32 b = fbits (amax) & 0x7fffffffu;
-  int e;
-
-  if (amax != amax)
-    return 0xff;
-  switch (ctx->spec.scale_rule)
-    {
-    case BL_SCALE_RULE_CEIL:
-      e = (int) (b >> 23) - 127 + ((b & 0x7fffffu) != 0) - emax;
-      break;
-    case BL_SCALE_RULE_EVEN:
-      b = (b + (1u << (23 - mbits - 1))) & 0x7f800000u;
-      e = (int) (b >> 23) - 127 - emax;
-      break;
-    case BL_SCALE_RULE_RCEIL:
-      {
-        float max_pos = is_int ? ldexpf ((float) ((1 << (ctx->spec.bits - 1)) - 1), -(ctx->spec.bits - 2))
-                               : ctx->elem.max_finite;
-        float d = amax / max_pos;
-        guint32 db = fbits (d);
-
-        if (d == 0.0f)
-          e = -127;
-        else
-          {
-            /* ceil(log2 d), exact: floor plus one unless d is a power of two */
-            gboolean pow2 = db >= 0x00800000u ? (db & 0x7fffffu) == 0 : (db & (db - 1)) == 0;
-
-            e = bl_floor_log2 (d) + (pow2 ? 0 : 1);
-          }
-      }
-      break;
-    case BL_SCALE_RULE_FLOOR:
-    default:
-      e = (int) (b >> 23) - 127 - emax;
-      break;
-    }
-  if (e < -127)
-    e = -127;
-  if (e > 127)
-    return 0xff;
-  return (guint8) (e + 127);
+  if (ctx->spec.family == BL_FORMAT_MXINT)
+    return bl_scale_mx_code (ctx->spec.scale_rule, 0, ctx->spec.bits - 2,
+                             ldexpf ((float) ((1 << (ctx->spec.bits - 1)) - 1), -(ctx->spec.bits - 2)), amax);
+  return bl_scale_mx_code (ctx->spec.scale_rule, ctx->elem.emax, ctx->elem.mbits, ctx->elem.max_finite, amax);
 }
 
 static void
@@ -566,7 +421,7 @@ mx_params (const BlFormatCtx *ctx,
 {
   memset (p, 0, sizeof *p);
   p->scale_code[0] = mx_scale_code (ctx, (float) shrink * group_amax (x, n));
-  p->scale[0] = bl_e8m0_decode ((guint8) p->scale_code[0]);
+  p->scale[0] = bl_scale_e8m0_decode ((guint8) p->scale_code[0]);
 }
 
 static void
@@ -637,16 +492,8 @@ mxint_fake_fast (const BlFormatCtx   *ctx,
 {
   int b = ctx->spec.bits;
   float qmax = (float) ((1 << (b - 1)) - 1);
-  float up = (float) (1 << (b - 2));
-  float down = ldexpf (1.0f, -(b - 2));
-  float s = p->scale[0];
 
-  for (gint64 i = 0; i < n; i++)
-    {
-      float v = clampf (nan_to_zero (x[i] / s * up), -qmax, qmax);
-
-      y[i] = ((v + 12582912.0f) - 12582912.0f) * down * s;
-    }
+  bl_simd_int_rne (x, n, p->scale[0], (float) (1 << (b - 2)), ldexpf (1.0f, -(b - 2)), -qmax, qmax, y);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -689,21 +536,11 @@ nv_params (const BlFormatCtx *ctx,
            float             *scratch,
            BlGroupParams     *p)
 {
-  float amax = (float) shrink * group_amax (x, n);
-  float block_scale, scaled;
-
   memset (p, 0, sizeof *p);
-  if (ctx->tensor_scale == 0.0f)
-    {
-      /* an all-zero tensor: every block scale and element is 0 */
-      return;
-    }
-  /* step 2: s_b = fp8_e4m3((amax_block/6)/s_T), clamped to [E4M3 tiny, 448] as torchao does */
-  block_scale = amax / nv_qmax (ctx);
-  scaled = clampf (block_scale / ctx->tensor_scale, 0.015625f, 448.0f);
-  p->scale_code[0] = bl_ue4m3_encode (scaled);
-  /* the data are divided by the fp32 product s_T·s_b, which is also the decode scale */
-  p->scale[0] = ctx->tensor_scale * bl_ue4m3_decode ((guint8) p->scale_code[0]);
+  /* step 2: s_b = fp8_e4m3((amax_block/6)/s_T), clamped to [E4M3 tiny, 448] as torchao does;
+   * the data are divided by the fp32 product s_T·s_b, which is also the decode scale */
+  p->scale[0] = bl_scale_nv_block ((float) shrink * group_amax (x, n), nv_qmax (ctx), ctx->tensor_scale,
+                                   &p->scale_code[0]);
 }
 
 static void
@@ -728,12 +565,10 @@ nvfp4_fake_fast (const BlFormatCtx   *ctx,
                  gint64               n,
                  float               *y)
 {
-  FastFp f;
-  float s = p->scale[0];
+  BlSimdFp f;
 
-  fast_fp_init (&f, &ctx->elem, TRUE);
-  for (gint64 i = 0; i < n; i++)
-    y[i] = fast_fp_round (&f, clampf (x[i] / s, -6.0f, 6.0f)) * s;
+  bl_simd_fp_init (&f, &ctx->elem, TRUE);
+  bl_simd_fp (&f, x, n, p->scale[0], -6.0f, 6.0f, y);
 }
 
 static void
@@ -772,14 +607,7 @@ nvint4_fake_fast (const BlFormatCtx   *ctx,
                   gint64               n,
                   float               *y)
 {
-  float s = p->scale[0];
-
-  for (gint64 i = 0; i < n; i++)
-    {
-      float v = clampf (nan_to_zero (x[i] / s), -7.0f, 7.0f);
-
-      y[i] = ((v + 12582912.0f) - 12582912.0f) * s;
-    }
+  bl_simd_int_rne (x, n, p->scale[0], 1.0f, 1.0f, -7.0f, 7.0f, y);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -867,20 +695,7 @@ nf4_fake_fast (const BlFormatCtx   *ctx,
                gint64               n,
                float               *y)
 {
-  const float *mids = nf4_thresholds ();
-  const float *t = bl_nf4_table ();
-  float s = p->scale[0];
-
-  for (gint64 i = 0; i < n; i++)
-    {
-      float v = x[i] / s;
-      float r = t[0];
-
-      /* thresholds ascend, so the last one passed names the value */
-      for (int k = 0; k < 15; k++)
-        r = v > mids[k] ? t[k + 1] : r;
-      y[i] = r * s;
-    }
+  bl_simd_nf4 (x, n, p->scale[0], nf4_thresholds (), bl_nf4_table (), y);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1421,19 +1236,17 @@ mixed_params (const BlFormatCtx *ctx,
 {
   int bits = ctx->selectors[group_index] ? 4 : 2;
   float maxq = (float) ((1 << bits) - 1);
-  float lo = 0.0f, hi = 0.0f;
+  float lo, hi;
 
   memset (p, 0, sizeof *p);
   p->selector = ctx->selectors[group_index];
-  for (gint64 i = 0; i < n; i++)
-    {
-      lo = x[i] < lo ? x[i] : lo;
-      hi = x[i] > hi ? x[i] : hi;
-    }
+  bl_simd_minmax0 (x, n, &lo, &hi);
   lo *= (float) shrink;
   hi *= (float) shrink;
   p->scale[0] = bl_format_store_scale (ctx->spec.scale_type, (hi - lo) / maxq, &p->scale_code[0]);
-  p->zero = p->scale[0] > 0.0f ? (int) round_int (clampf (-lo / p->scale[0], 0.0f, maxq), BL_ROUND_RNE, 0) : 0;
+  p->zero = p->scale[0] > 0.0f ? (int) clampf (bl_scale_rne (clampf (-lo / p->scale[0], 0.0f, maxq)),
+                                               0.0f, maxq)
+                                : 0;
 }
 
 static void
@@ -1511,11 +1324,10 @@ fp16_fake_fast (const BlFormatCtx   *ctx,
                 gint64               n,
                 float               *y)
 {
-  FastFp f;
+  BlSimdFp f;
 
-  fast_fp_init (&f, &ctx->elem, ctx->spec.saturate);
-  for (gint64 i = 0; i < n; i++)
-    y[i] = fast_fp_round (&f, x[i]);
+  bl_simd_fp_init (&f, &ctx->elem, ctx->spec.saturate);
+  bl_simd_fp (&f, x, n, 1.0f, -INFINITY, INFINITY, y);
 }
 
 static void
@@ -1525,25 +1337,89 @@ bf16_fake_fast (const BlFormatCtx   *ctx,
                 gint64               n,
                 float               *y)
 {
-  gboolean sat = ctx->spec.saturate;
+  bl_simd_bf16 (x, n, ctx->spec.saturate, y);
+}
 
-  for (gint64 i = 0; i < n; i++)
-    {
-      guint32 b = fbits (x[i]);
-      guint32 r;
+/* ------------------------------------------------------------------------------------------ */
+/* fused row descriptions (bl-format-simd.c) */
 
-      if ((b & 0x7fffffffu) > 0x7f800000u)
-        {
-          /* the sign, the top payload bits and the quiet bit, as bl_fp_encode keeps them */
-          y[i] = NAN;
-          continue;
-        }
-      /* RNE on the bit pattern; a carry out of the mantissa bumps the exponent, up to Inf */
-      r = (b + 0x7fffu + ((b >> 16) & 1u)) & 0xffff0000u;
-      if (sat && (r & 0x7fffffffu) == 0x7f800000u)
-        r = (r & 0x80000000u) | 0x7f7f0000u;
-      y[i] = ffrom (r);
-    }
+static void
+row_common (const BlFormatCtx *ctx,
+            BlSimdRow         *row,
+            BlSimdRowKind      kind)
+{
+  memset (row, 0, sizeof *row);
+  row->kind = kind;
+  row->shrink = ctx->spec.clip == BL_CLIP_RATIO ? (float) ctx->spec.clip_ratio : 1.0f;
+  row->scale_type = ctx->spec.scale_type;
+  row->half = (float) (1 << (ctx->spec.bits - 1));
+  row->maxq = (float) ((1 << ctx->spec.bits) - 1);
+}
+
+static void
+int_row_setup (const BlFormatCtx *ctx,
+               BlSimdRow         *row)
+{
+  static const BlSimdRowKind kinds[] = {
+    [BL_INT_ABSMAX] = BL_SIMD_ROW_INT_ABSMAX, [BL_INT_GPTQ] = BL_SIMD_ROW_INT_GPTQ,
+    [BL_INT_Q4_0] = BL_SIMD_ROW_INT_Q4_0, [BL_INT_ASYM] = BL_SIMD_ROW_INT_ASYM,
+  };
+
+  row_common (ctx, row, kinds[ctx->spec.int_convention]);
+}
+
+static void
+fp_row_setup (const BlFormatCtx *ctx,
+              BlSimdRow         *row)
+{
+  row_common (ctx, row, BL_SIMD_ROW_FP);
+  bl_simd_fp_init (&row->fp, &ctx->elem, ctx->spec.saturate);
+}
+
+static void
+mxfp_row_setup (const BlFormatCtx *ctx,
+                BlSimdRow         *row)
+{
+  row_common (ctx, row, BL_SIMD_ROW_MXFP);
+  bl_simd_fp_init (&row->fp, &ctx->elem, ctx->spec.saturate);
+  row->mx_rule = ctx->spec.scale_rule;
+  row->mx_emax = ctx->elem.emax;
+  row->mx_mbits = ctx->elem.mbits;
+  row->mx_max_pos = ctx->elem.max_finite;
+}
+
+static void
+mxint_row_setup (const BlFormatCtx *ctx,
+                 BlSimdRow         *row)
+{
+  int b = ctx->spec.bits;
+
+  row_common (ctx, row, BL_SIMD_ROW_MXINT);
+  row->mx_rule = ctx->spec.scale_rule;
+  row->mx_emax = 0;
+  row->mx_mbits = b - 2;
+  row->mx_max_pos = ldexpf ((float) ((1 << (b - 1)) - 1), -(b - 2));
+  row->mx_up = (float) (1 << (b - 2));
+  row->mx_down = ldexpf (1.0f, -(b - 2));
+}
+
+static void
+nv_row_setup (const BlFormatCtx *ctx,
+              BlSimdRow         *row)
+{
+  row_common (ctx, row, ctx->spec.family == BL_FORMAT_NVFP4 ? BL_SIMD_ROW_NVFP4 : BL_SIMD_ROW_NVINT4);
+  if (ctx->spec.family == BL_FORMAT_NVFP4)
+    bl_simd_fp_init (&row->fp, &ctx->elem, TRUE);
+  row->tensor_scale = ctx->tensor_scale;
+}
+
+static void
+nf4_row_setup (const BlFormatCtx *ctx,
+               BlSimdRow         *row)
+{
+  row_common (ctx, row, BL_SIMD_ROW_NF4);
+  row->nf4_mids = nf4_thresholds ();
+  row->nf4_table = bl_nf4_table ();
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1573,49 +1449,49 @@ static const BlFormatTraits traits_table[BL_FORMAT_N_FAMILIES] = {
     .description = "integer grid with a scale per group/channel/tensor (absmax, GPTQ, Q4_0 or asymmetric)",
     .examples = int_examples, .element_bits = 4, .block_size = 0,
     .layout = int_layout, .params = int_params, .encode = int_encode, .decode = int_decode,
-    .fake_fast = int_fake_fast,
+    .fake_fast = int_fake_fast, .row_setup = int_row_setup,
   },
   [BL_FORMAT_FP] = {
     .family = BL_FORMAT_FP, .name = "fp",
     .description = "FP ExMy elements (OCP FP8 E4M3/E5M2, FP6, FP4) with an absmax scale",
     .examples = fp_examples, .element_bits = 8, .block_size = 0,
     .layout = fp_layout, .params = fp_params, .encode = fp_encode, .decode = fp_decode,
-    .fake_fast = fp_fake_fast,
+    .fake_fast = fp_fake_fast, .row_setup = fp_row_setup,
   },
   [BL_FORMAT_MXFP] = {
     .family = BL_FORMAT_MXFP, .name = "mxfp",
     .description = "OCP Microscaling float: 32-element blocks sharing an E8M0 power-of-two scale",
     .examples = mxfp_examples, .element_bits = 4, .block_size = 32,
     .layout = mx_layout, .params = mx_params, .encode = mxfp_encode, .decode = fp_decode,
-    .fake_fast = fp_fake_fast,
+    .fake_fast = fp_fake_fast, .row_setup = mxfp_row_setup,
   },
   [BL_FORMAT_MXINT] = {
     .family = BL_FORMAT_MXINT, .name = "mxint",
     .description = "OCP Microscaling integer: 32-element two's complement blocks with an E8M0 scale",
     .examples = mxint_examples, .element_bits = 8, .block_size = 32,
     .layout = mx_layout, .params = mx_params, .encode = mxint_encode, .decode = mxint_decode,
-    .fake_fast = mxint_fake_fast,
+    .fake_fast = mxint_fake_fast, .row_setup = mxint_row_setup,
   },
   [BL_FORMAT_NVFP4] = {
     .family = BL_FORMAT_NVFP4, .name = "nvfp4",
     .description = "NVIDIA NVFP4: E2M1 in 16-element blocks, UE4M3 block scale and an fp32 tensor scale",
     .examples = nvfp4_examples, .element_bits = 4, .block_size = 16,
     .layout = nv_layout, .prepare = nv_prepare, .params = nv_params, .encode = nvfp4_encode,
-    .decode = fp_decode, .fake_fast = nvfp4_fake_fast,
+    .decode = fp_decode, .fake_fast = nvfp4_fake_fast, .row_setup = nv_row_setup,
   },
   [BL_FORMAT_NVINT4] = {
     .family = BL_FORMAT_NVINT4, .name = "nvint4",
     .description = "the NVFP4 two-level scale recipe with INT4 elements in [-7, 7] (INT v.s. FP)",
     .examples = nvint4_examples, .element_bits = 4, .block_size = 16,
     .layout = nv_layout, .prepare = nv_prepare, .params = nv_params, .encode = nvint4_encode,
-    .decode = nvint4_decode, .fake_fast = nvint4_fake_fast,
+    .decode = nvint4_decode, .fake_fast = nvint4_fake_fast, .row_setup = nv_row_setup,
   },
   [BL_FORMAT_NF4] = {
     .family = BL_FORMAT_NF4, .name = "nf4",
     .description = "QLoRA NormalFloat4: 16 normal quantiles times a per-block absmax",
     .examples = nf4_examples, .element_bits = 4, .block_size = 64,
     .layout = nf4_layout, .params = nf4_params, .encode = nf4_encode, .decode = nf4_decode,
-    .fake_fast = nf4_fake_fast,
+    .fake_fast = nf4_fake_fast, .row_setup = nf4_row_setup,
   },
   [BL_FORMAT_BINARY] = {
     .family = BL_FORMAT_BINARY, .name = "binary",

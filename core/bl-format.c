@@ -414,15 +414,25 @@ check_shape (gint64   n_rows,
 /* ------------------------------------------------------------------------------------------ */
 /* fake quant */
 
+/* a batch of jobs handed to the worker pool; the caller waits for pending to reach 0 */
+typedef struct
+{
+  GMutex lock;
+  GCond done;
+  int pending;
+} JobBatch;
+
 typedef struct
 {
   const BlFormatCtx *ctx;
+  const BlSimdRow *row;       /* the fused row kernel, or NULL */
   const float *src;
   float *dst;
   gint64 begin;               /* rows, or flattened elements for tensor granularity */
   gint64 end;
   gboolean fast;
   float *scratch;
+  JobBatch *batch;
 } FakeJob;
 
 static void
@@ -466,6 +476,11 @@ fake_job_run (FakeJob *job)
       const float *xr = job->src + r * ctx->n_cols;
       float *yr = job->dst + r * ctx->n_cols;
 
+      if (job->row != NULL)
+        {
+          bl_simd_fake_row (job->row, xr, ctx->n_cols, ctx->group_size, yr);
+          continue;
+        }
       for (gint64 g = 0; g < ctx->groups_per_row; g++)
         {
           gint64 col0 = g * ctx->group_size;
@@ -479,11 +494,33 @@ fake_job_run (FakeJob *job)
     }
 }
 
-static gpointer
-fake_job_thread (gpointer data)
+static void
+pool_run (gpointer data,
+          gpointer user_data)
 {
-  fake_job_run (data);
-  return NULL;
+  FakeJob *job = data;
+
+  fake_job_run (job);
+  g_mutex_lock (&job->batch->lock);
+  if (--job->batch->pending == 0)
+    g_cond_signal (&job->batch->done);
+  g_mutex_unlock (&job->batch->lock);
+}
+
+/* One process-wide pool: its idle threads are reused across calls, so fake-quantizing many
+ * small tensors does not pay a thread start per tensor. */
+static GThreadPool *
+worker_pool (void)
+{
+  static GThreadPool *pool;
+  static gsize initialised = 0;
+
+  if (g_once_init_enter (&initialised))
+    {
+      pool = g_thread_pool_new (pool_run, NULL, -1, FALSE, NULL);
+      g_once_init_leave (&initialised, 1);
+    }
+  return pool;
 }
 
 static gboolean
@@ -498,10 +535,11 @@ fake_quant (const BlFormatSpec *spec,
 {
   g_auto (BlFormatCtx) ctx = { 0 };
   g_autofree FakeJob *jobs = NULL;
-  g_autofree GThread **threads = NULL;
   g_autofree float *scratch = NULL;
+  JobBatch batch;
+  BlSimdRow row;
   gint64 units, per;
-  gboolean fast;
+  gboolean fast, use_row;
 
   if (!check_shape (n_rows, n_cols, error))
     return FALSE;
@@ -511,6 +549,9 @@ fake_quant (const BlFormatSpec *spec,
 
   fast = allow_fast && ctx.traits->fake_fast != NULL
          && spec->rounding == bl_format_spec_default_rounding (spec);
+  use_row = fast && !ctx.tensor_group && spec->clip != BL_CLIP_MSE && ctx.traits->row_setup != NULL;
+  if (use_row)
+    ctx.traits->row_setup (&ctx, &row);
   /* tensor granularity splits the flattened tensor at chunk multiples (complex-2bit pairs
    * must not straddle a split); otherwise whole rows */
   units = ctx.tensor_group ? (n_rows * n_cols + BL_FORMAT_CHUNK - 1) / BL_FORMAT_CHUNK : n_rows;
@@ -518,7 +559,6 @@ fake_quant (const BlFormatSpec *spec,
   per = (units + n_threads - 1) / n_threads;
 
   jobs = g_new0 (FakeJob, n_threads);
-  threads = g_new0 (GThread *, n_threads);
   if (ctx.traits->needs_scratch && !ctx.tensor_group)
     {
       scratch = g_try_new (float, ctx.group_size * n_threads);
@@ -528,11 +568,15 @@ fake_quant (const BlFormatSpec *spec,
           return FALSE;
         }
     }
+  g_mutex_init (&batch.lock);
+  g_cond_init (&batch.done);
+  batch.pending = n_threads - 1;
   for (int t = 0; t < n_threads; t++)
     {
       FakeJob *job = &jobs[t];
 
       job->ctx = &ctx;
+      job->row = use_row ? &row : NULL;
       job->src = src;
       job->dst = dst;
       job->begin = MIN (units, per * t);
@@ -544,12 +588,17 @@ fake_quant (const BlFormatSpec *spec,
         }
       job->fast = fast;
       job->scratch = scratch != NULL ? scratch + ctx.group_size * t : NULL;
+      job->batch = &batch;
       if (t > 0)
-        threads[t] = g_thread_new ("bl-fakequant", fake_job_thread, job);
+        g_thread_pool_push (worker_pool (), job, NULL);
     }
   fake_job_run (&jobs[0]);
-  for (int t = 1; t < n_threads; t++)
-    g_thread_join (threads[t]);
+  g_mutex_lock (&batch.lock);
+  while (batch.pending > 0)
+    g_cond_wait (&batch.done, &batch.lock);
+  g_mutex_unlock (&batch.lock);
+  g_mutex_clear (&batch.lock);
+  g_cond_clear (&batch.done);
   return TRUE;
 }
 

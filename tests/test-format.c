@@ -12,6 +12,7 @@
 #include "bl-format.h"
 #include "bl-format-blocks.h"
 #include "bl-format-codecs.h"
+#include "bl-format-scale.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* helpers */
@@ -467,6 +468,75 @@ test_codec_exhaustive (void)
   /* E8M0 scales round-trip through their exponent */
   for (int code = 0; code < 255; code++)
     g_assert_cmpint (bl_floor_log2 (bl_e8m0_decode ((guint8) code)) + 127, ==, code);
+}
+
+
+/* the inline scale helpers shared by the oracle and the fused rows equal the generic codecs */
+static gboolean
+same_bits (float a,
+           float b)
+{
+  return memcmp (&a, &b, sizeof a) == 0;
+}
+
+static float
+float_of (guint32 u)
+{
+  float f;
+
+  memcpy (&f, &u, sizeof f);
+  return f;
+}
+
+static void
+test_scale_helpers (void)
+{
+  static const guint32 tails13[] = { 0, 1, 0xfff, 0x1000, 0x1001, 0x1fff };
+  static const guint32 tails16[] = { 0, 1, 0x7fff, 0x8000, 0x8001, 0xffff };
+  static const guint32 tails20[] = { 0, 1, 0x7ffff, 0x80000, 0x80001, 0xfffff };
+
+  for (guint32 c = 0; c < 65536; c++)
+    g_assert_true (same_bits (bl_scale_f16_decode ((guint16) c), bl_f16_decode ((guint16) c)));
+  /* every sign/exponent/top-10-mantissa pattern with the tails that decide the rounding */
+  for (guint32 hi = 0; hi < (1u << 19); hi++)
+    for (gsize t = 0; t < G_N_ELEMENTS (tails13); t++)
+      {
+        float v = float_of ((hi << 13) | tails13[t]);
+
+        if (bl_scale_f16_encode (v) != bl_f16_encode (v))
+          g_error ("f16 %.9g: fast 0x%04x, generic 0x%04x", v, bl_scale_f16_encode (v), bl_f16_encode (v));
+      }
+  for (guint32 hi = 0; hi < (1u << 16); hi++)
+    for (gsize t = 0; t < G_N_ELEMENTS (tails16); t++)
+      {
+        float v = float_of ((hi << 16) | tails16[t]);
+
+        g_assert_cmphex (bl_scale_bf16_encode (v), ==, bl_bf16_encode (v));
+      }
+  /* UE4M3 over its normal range [2^−6, 448] */
+  for (guint32 hi = 0x3c8u; hi <= 0x43eu; hi++)
+    for (gsize t = 0; t < G_N_ELEMENTS (tails20); t++)
+      {
+        float v = float_of ((hi << 20) | tails20[t]);
+
+        if (v < 0.015625f || v > 448.0f)
+          continue;
+        g_assert_cmphex (bl_scale_e4m3_encode_normal (v), ==, bl_ue4m3_encode (v));
+      }
+  for (guint32 c = 8; c <= 0x7e; c++)
+    g_assert_true (same_bits (bl_scale_e4m3_decode_normal ((guint8) c), bl_ue4m3_decode ((guint8) c)));
+  for (guint32 c = 0; c < 256; c++)
+    g_assert_true (same_bits (bl_scale_e8m0_decode ((guint8) c), bl_e8m0_decode ((guint8) c)));
+
+  /* RCEIL is ceil(log2(amax/max_pos)), exact also for powers of two and subnormals */
+  g_assert_cmpint (bl_scale_mx_code (BL_SCALE_RULE_RCEIL, 2, 1, 6.0f, 6.0f), ==, 127);
+  g_assert_cmpint (bl_scale_mx_code (BL_SCALE_RULE_RCEIL, 2, 1, 6.0f, 6.0000005f), ==, 128);
+  g_assert_cmpint (bl_scale_mx_code (BL_SCALE_RULE_RCEIL, 2, 1, 6.0f, 3.0f), ==, 126);
+  g_assert_cmpint (bl_scale_mx_code (BL_SCALE_RULE_RCEIL, 2, 1, 1.0f, ldexpf (1.0f, -140)), ==, 0);
+  g_assert_cmpint (bl_scale_mx_code (BL_SCALE_RULE_FLOOR, 2, 1, 6.0f, 0.0f), ==, 0);
+  g_assert_cmpint (bl_scale_mx_code (BL_SCALE_RULE_FLOOR, 2, 1, 6.0f, NAN), ==, 0xff);
+  g_assert_cmpint (bl_scale_mx_code (BL_SCALE_RULE_FLOOR, 0, 6, 1.0f, 3e38f), ==, 254);
+  g_assert_cmpint (bl_scale_mx_code (BL_SCALE_RULE_FLOOR, 0, 6, 1.0f, INFINITY), ==, 0xff);
 }
 
 /* every code of the integer, MX-integer, NV and BitMoD grids is a fixed point: a tensor made
@@ -1238,6 +1308,7 @@ main (int    argc,
   g_test_add_func ("/bitlens/format/codec/exhaustive", test_codec_exhaustive);
   g_test_add_func ("/bitlens/format/codec/grid-fixed-points", test_grid_fixed_points);
   g_test_add_func ("/bitlens/format/codec/rounding", test_rounding_modes);
+  g_test_add_func ("/bitlens/format/codec/scale-helpers", test_scale_helpers);
   g_test_add_func ("/bitlens/format/mx/golden", test_mx_golden);
   g_test_add_func ("/bitlens/format/mx/scale-rule/floor", test_mx_floor);
   g_test_add_func ("/bitlens/format/mx/scale-rule/ceil", test_mx_ceil);

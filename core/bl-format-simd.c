@@ -1,0 +1,641 @@
+/* bl-format-simd.c: vectorised fake-quant loops
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ *
+ * Eight lanes of GCC/Clang vector extensions, built twice through target_clones (AVX2 and
+ * the baseline ISA) and picked at load time. Each kernel performs, lane by lane, exactly the
+ * IEEE operations of the scalar kernels in bl-format-traits.c (division, multiplication,
+ * compare-select, the 1.5·2^23 rounding trick, truncation), never a fused multiply-add, so
+ * the results agree bit for bit; tests/test-format.c checks that on every family. The scalar
+ * tail of each loop is the same arithmetic.
+ */
+#include "bl-format-simd.h"
+#include "bl-format-scale.h"
+
+#include <math.h>
+#include <string.h>
+
+/* every product and sum rounds on its own, as in the reference: never fuse them into an
+ * FMA, whatever the target (the fast rows and the oracle must agree bit for bit) */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize ("fp-contract=off")
+#endif
+
+/* the helpers take and return 32-byte vectors but are always inlined, so the AVX calling
+ * convention GCC warns about never applies */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+
+typedef float v8f __attribute__ ((vector_size (32)));
+typedef gint32 v8i __attribute__ ((vector_size (32)));
+typedef guint32 v8u __attribute__ ((vector_size (32)));
+
+#if defined(__clang__)
+#define SHUF8(v, a, b, c, d, e, f, g, h) __builtin_shufflevector (v, v, a, b, c, d, e, f, g, h)
+#else
+#define SHUF8(v, a, b, c, d, e, f, g, h) __builtin_shuffle (v, (v8u) { a, b, c, d, e, f, g, h })
+#endif
+
+#define BL_SIMD_CLONES __attribute__ ((target_clones ("arch=x86-64-v4", "avx2", "default")))
+#define BL_SIMD_INLINE static inline __attribute__ ((always_inline))
+
+BL_SIMD_INLINE v8f
+load8 (const float *p)
+{
+  v8f v;
+
+  memcpy (&v, p, sizeof v);
+  return v;
+}
+
+BL_SIMD_INLINE v8f
+splat (float f)
+{
+  return (v8f) { 0 } + f;
+}
+
+BL_SIMD_INLINE v8u
+splatu (guint32 u)
+{
+  return (v8u) { 0 } + u;
+}
+
+/* The helpers that take vectors are macros: GCC notes an ABI change for any function with a
+ * 32-byte vector parameter compiled for the baseline target, even when it is always inlined.
+ * Each argument is evaluated once. */
+
+#define store8(p, v) G_STMT_START { v8f store8_v_ = (v); memcpy ((p), &store8_v_, sizeof store8_v_); } G_STMT_END
+
+/* mask ? a : b, with a mask of all-ones or all-zeros lanes */
+#define select8(mask, a, b) \
+  ((v8f) (((v8u) (a) & (v8u) (mask)) | ((v8u) (b) & ~(v8u) (mask))))
+
+/* v < lo ? lo : (v > hi ? hi : v): NaN passes through, as in the scalar clampf */
+#define clamp8(v, lo, hi) \
+  ({ v8f clamp8_v_ = (v), clamp8_lo_ = (lo), clamp8_hi_ = (hi); \
+     select8 (clamp8_v_ < clamp8_lo_, clamp8_lo_, select8 (clamp8_v_ > clamp8_hi_, clamp8_hi_, clamp8_v_)); })
+
+#define nan_to_zero8(v) \
+  ({ v8f nan8_v_ = (v); select8 (nan8_v_ == nan8_v_, nan8_v_, splat (0.0f)); })
+
+static inline float
+clampf (float v,
+        float lo,
+        float hi)
+{
+  return v < lo ? lo : (v > hi ? hi : v);
+}
+
+static inline float
+nan_to_zero (float v)
+{
+  return v == v ? v : 0.0f;
+}
+
+static inline guint32
+fbits (float x)
+{
+  guint32 u;
+
+  memcpy (&u, &x, sizeof u);
+  return u;
+}
+
+static inline float
+ffrom (guint32 u)
+{
+  float x;
+
+  memcpy (&x, &u, sizeof x);
+  return x;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+BL_SIMD_INLINE float
+amax_loop (const float *x,
+           gint64       n)
+{
+  v8u m8 = splatu (0);
+  guint32 m = 0;
+  gint64 i = 0;
+
+  for (; i + 8 <= n; i += 8)
+    {
+      v8u b = (v8u) load8 (x + i) & splatu (0x7fffffffu);
+
+      m8 = (v8u) select8 ((v8i) (b > m8), (v8f) b, (v8f) m8);
+    }
+  m8 = (v8u) select8 ((v8i) (SHUF8 (m8, 4, 5, 6, 7, 0, 1, 2, 3) > m8), (v8f) SHUF8 (m8, 4, 5, 6, 7, 0, 1, 2, 3), (v8f) m8);
+  m8 = (v8u) select8 ((v8i) (SHUF8 (m8, 2, 3, 0, 1, 6, 7, 4, 5) > m8), (v8f) SHUF8 (m8, 2, 3, 0, 1, 6, 7, 4, 5), (v8f) m8);
+  m8 = (v8u) select8 ((v8i) (SHUF8 (m8, 1, 0, 3, 2, 5, 4, 7, 6) > m8), (v8f) SHUF8 (m8, 1, 0, 3, 2, 5, 4, 7, 6), (v8f) m8);
+  m = m8[0];
+  for (; i < n; i++)
+    {
+      guint32 b = fbits (x[i]) & 0x7fffffffu;
+
+      m = b > m ? b : m;
+    }
+  return ffrom (m);
+}
+
+BL_SIMD_INLINE void
+minmax0_loop (const float *x,
+              gint64       n,
+              float       *out_lo,
+              float       *out_hi)
+{
+  v8f lo8 = splat (0.0f), hi8 = splat (0.0f);
+  float lo = 0.0f, hi = 0.0f;
+  gint64 i = 0;
+
+  for (; i + 8 <= n; i += 8)
+    {
+      v8f v = load8 (x + i);
+
+      lo8 = select8 (v < lo8, v, lo8);
+      hi8 = select8 (v > hi8, v, hi8);
+    }
+  for (int k = 0; k < 8; k++)
+    {
+      lo = lo8[k] < lo ? lo8[k] : lo;
+      hi = hi8[k] > hi ? hi8[k] : hi;
+    }
+  for (; i < n; i++)
+    {
+      lo = x[i] < lo ? x[i] : lo;
+      hi = x[i] > hi ? x[i] : hi;
+    }
+  *out_lo = lo;
+  *out_hi = hi;
+}
+
+/* y = RNE(clamp(nan→0(x/s · pre), lo, hi)) · post · s */
+BL_SIMD_INLINE void
+int_rne_loop (const float *x,
+                 gint64       n,
+                 float        s,
+                 float        pre,
+                 float        post,
+                 float        lo,
+                 float        hi,
+                 float       *y)
+{
+  const v8f magic = splat (12582912.0f);
+  gint64 i = 0;
+
+  if (pre == 1.0f && post == 1.0f)
+    {
+      for (; i + 8 <= n; i += 8)
+        {
+          v8f v = clamp8 (nan_to_zero8 (load8 (x + i) / splat (s)), splat (lo), splat (hi));
+
+          store8 (y + i, ((v + magic) - magic) * splat (s));
+        }
+      for (; i < n; i++)
+        {
+          float v = clampf (nan_to_zero (x[i] / s), lo, hi);
+
+          y[i] = ((v + 12582912.0f) - 12582912.0f) * s;
+        }
+      return;
+    }
+  for (; i + 8 <= n; i += 8)
+    {
+      v8f v = clamp8 (nan_to_zero8 (load8 (x + i) / splat (s) * splat (pre)), splat (lo), splat (hi));
+
+      store8 (y + i, ((v + magic) - magic) * splat (post) * splat (s));
+    }
+  for (; i < n; i++)
+    {
+      float v = clampf (nan_to_zero (x[i] / s * pre), lo, hi);
+
+      y[i] = ((v + 12582912.0f) - 12582912.0f) * post * s;
+    }
+}
+
+/* ggml Q4_0: y = (trunc(clamp(nan→0(x·id + bias), 0, maxq)) − z) · s */
+BL_SIMD_INLINE void
+q4_0_loop (const float *x,
+              gint64       n,
+              float        id,
+              float        bias,
+              float        maxq,
+              float        z,
+              float        s,
+              float       *y)
+{
+  gint64 i = 0;
+
+  for (; i + 8 <= n; i += 8)
+    {
+      v8f v = clamp8 (nan_to_zero8 (load8 (x + i) * splat (id) + splat (bias)), splat (0.0f), splat (maxq));
+      v8f t = __builtin_convertvector (__builtin_convertvector (v, v8i), v8f);
+
+      store8 (y + i, (t - splat (z)) * splat (s));
+    }
+  for (; i < n; i++)
+    y[i] = (truncf (clampf (nan_to_zero (x[i] * id + bias), 0.0f, maxq)) - z) * s;
+}
+
+/* the per-format constants of fp_round8, broadcast once per loop */
+typedef struct
+{
+  v8f big;
+  v8f max_finite;
+  v8f overflow;
+  v8f nan_in;                 /* what a NaN input becomes */
+  v8i emin;
+  v8i magic_bias;             /* 23 + 127 − mbits */
+} Fp8;
+
+BL_SIMD_INLINE void
+fp8_init (Fp8            *c,
+          const BlSimdFp *f)
+{
+  c->big = splat (f->big);
+  c->max_finite = splat (f->max_finite);
+  c->overflow = splat (f->overflow);
+  c->nan_in = splat (f->nan_to_max ? f->max_finite : NAN);
+  c->emin = (v8i) splatu ((guint32) f->emin);
+  c->magic_bias = (v8i) splatu ((guint32) (23 + 127 - f->mbits));
+}
+
+/* decode(encode_rne(v)) without codes: round |v| at the quantum of its binade by adding and
+ * subtracting 1.5·2^(23+k), which the FPU rounds to a multiple of 2^k with ties to even;
+ * then apply the overflow and NaN rules of bl_fp_encode() */
+BL_SIMD_INLINE v8f
+fp_round8 (const Fp8 *c,
+           const v8f *v,
+           gboolean   may_nan)
+{
+  v8u vb = (v8u) *v;
+  v8f a = (v8f) (vb & splatu (0x7fffffffu));
+  v8i is_nan = a != a;
+  v8i e;
+  v8f magic, r, out;
+
+  a = select8 (a < c->big, a, c->big);
+  e = (v8i) ((v8u) a >> 23) - 127;
+  e = (v8i) select8 (e < c->emin, (v8f) c->emin, (v8f) e);
+  magic = (v8f) (((v8u) (e + c->magic_bias) << 23) | splatu (0x400000u));
+  r = (a + magic) - magic;
+  r = select8 (r > c->max_finite, c->overflow, r);
+  out = (v8f) ((v8u) r | (vb & splatu (0x80000000u)));
+  /* only formats with NaN codes (or non-saturating E4M3) produce a NaN from an overflow */
+  if (may_nan)
+    out = select8 (r != r, splat (NAN), out);
+  return select8 (is_nan, c->nan_in, out);
+}
+
+BL_SIMD_INLINE float
+fp_round1 (const BlSimdFp *f,
+           float           v)
+{
+  guint32 vb = fbits (v);
+  float a = ffrom (vb & 0x7fffffffu);
+  int e;
+  float magic, r;
+
+  if (a != a)
+    return f->nan_to_max ? f->max_finite : NAN;
+  a = a < f->big ? a : f->big;
+  e = (int) (fbits (a) >> 23) - 127;
+  e = e < f->emin ? f->emin : e;
+  magic = ffrom (((guint32) (e - f->mbits + 23 + 127) << 23) | 0x400000u);
+  r = (a + magic) - magic;
+  r = r > f->max_finite ? f->overflow : r;
+  if (r != r)
+    return NAN;
+  return ffrom (fbits (r) | (vb & 0x80000000u));
+}
+
+void
+bl_simd_fp_init (BlSimdFp         *f,
+                 const BlFpFormat *fmt,
+                 gboolean          saturate)
+{
+  f->emin = fmt->emin;
+  f->mbits = fmt->mbits;
+  f->max_finite = fmt->max_finite;
+  f->big = ldexpf (1.0f, fmt->emax + 2);
+  f->nan_to_max = fmt->specials == BL_FP_SPECIALS_NONE;
+  if (saturate || fmt->specials == BL_FP_SPECIALS_NONE)
+    f->overflow = fmt->max_finite;
+  else if (fmt->specials == BL_FP_SPECIALS_IEEE)
+    f->overflow = INFINITY;
+  else
+    f->overflow = NAN;
+}
+
+/* y = round_fp(clamp(x/s, lo, hi)) · s; with @inv_exact the division is a multiplication by
+ * the exact reciprocal of a power-of-two s (MX), which rounds identically. @clamp, @may_nan
+ * and @inv_exact are constants at every call site, so each combination compiles to its own
+ * loop. */
+BL_SIMD_INLINE void
+fp_loop_impl (const BlSimdFp *f,
+              const Fp8      *c,
+              const float    *x,
+              gint64          n,
+              float           s,
+              float           lo,
+              float           hi,
+              float          *y,
+              gboolean        clamp,
+              gboolean        may_nan,
+              gboolean        inv_exact)
+{
+  const v8f s8 = splat (s), inv8 = splat (1.0f / s), lo8 = splat (lo), hi8 = splat (hi);
+  gint64 i = 0;
+
+  for (; i + 8 <= n; i += 8)
+    {
+      v8f v = inv_exact ? load8 (x + i) * inv8 : load8 (x + i) / s8;
+
+      if (clamp)
+        v = clamp8 (v, lo8, hi8);
+      store8 (y + i, fp_round8 (c, &v, may_nan) * s8);
+    }
+  for (; i < n; i++)
+    y[i] = fp_round1 (f, clampf (inv_exact ? x[i] * (1.0f / s) : x[i] / s, lo, hi)) * s;
+}
+
+BL_SIMD_INLINE void
+fp_loop (const BlSimdFp *f,
+         const Fp8      *c,
+         const float    *x,
+         gint64          n,
+         float           s,
+         float           lo,
+         float           hi,
+         float          *y)
+{
+  gboolean clamp = lo != -INFINITY || hi != INFINITY;
+
+  if (f->nan_to_max)
+    {
+      if (clamp)
+        fp_loop_impl (f, c, x, n, s, lo, hi, y, TRUE, FALSE, FALSE);
+      else
+        fp_loop_impl (f, c, x, n, s, lo, hi, y, FALSE, FALSE, FALSE);
+    }
+  else
+    fp_loop_impl (f, c, x, n, s, lo, hi, y, clamp, TRUE, FALSE);
+}
+
+/* an MX block: X is a power of two (or NaN), so x/X = x·(1/X) exactly */
+BL_SIMD_INLINE void
+fp_loop_pow2 (const BlSimdFp *f,
+              const Fp8      *c,
+              const float    *x,
+              gint64          n,
+              float           s,
+              float          *y)
+{
+  if (f->nan_to_max)
+    fp_loop_impl (f, c, x, n, s, -INFINITY, INFINITY, y, FALSE, FALSE, TRUE);
+  else
+    fp_loop_impl (f, c, x, n, s, -INFINITY, INFINITY, y, FALSE, TRUE, TRUE);
+}
+
+/* NF4: the last of the 15 ascending thresholds that x/s exceeds names the value */
+BL_SIMD_INLINE void
+nf4_loop (const float *x,
+             gint64       n,
+             float        s,
+             const float *mids,
+             const float *table,
+             float       *y)
+{
+  gint64 i = 0;
+
+  v8f mids8[15], table8[16];
+
+  for (int k = 0; k < 15; k++)
+    mids8[k] = splat (mids[k]);
+  for (int k = 0; k < 16; k++)
+    table8[k] = splat (table[k]);
+  for (; i + 8 <= n; i += 8)
+    {
+      v8f v = load8 (x + i) / splat (s);
+      v8f r = table8[0];
+
+      for (int k = 0; k < 15; k++)
+        r = select8 (v > mids8[k], table8[k + 1], r);
+      store8 (y + i, r * splat (s));
+    }
+  for (; i < n; i++)
+    {
+      float v = x[i] / s;
+      float r = table[0];
+
+      for (int k = 0; k < 15; k++)
+        r = v > mids[k] ? table[k + 1] : r;
+      y[i] = r * s;
+    }
+}
+
+/* bfloat16 RNE on the bit pattern; NaN → NaN, overflow → ±Inf or ±max when saturating */
+BL_SIMD_INLINE void
+bf16_loop (const float *x,
+              gint64       n,
+              gboolean     saturate,
+              float       *y)
+{
+  gint64 i = 0;
+
+  for (; i + 8 <= n; i += 8)
+    {
+      v8u b = (v8u) load8 (x + i);
+      v8u r = (b + splatu (0x7fffu) + ((b >> 16) & splatu (1u))) & splatu (0xffff0000u);
+      v8f out;
+
+      if (saturate)
+        r = (v8u) select8 ((v8i) ((r & splatu (0x7fffffffu)) == splatu (0x7f800000u)),
+                           (v8f) ((r & splatu (0x80000000u)) | splatu (0x7f7f0000u)), (v8f) r);
+      out = select8 ((v8i) ((b & splatu (0x7fffffffu)) > splatu (0x7f800000u)), splat (NAN), (v8f) r);
+      store8 (y + i, out);
+    }
+  for (; i < n; i++)
+    {
+      guint32 b = fbits (x[i]);
+      guint32 r = (b + 0x7fffu + ((b >> 16) & 1u)) & 0xffff0000u;
+
+      if (saturate && (r & 0x7fffffffu) == 0x7f800000u)
+        r = (r & 0x80000000u) | 0x7f7f0000u;
+      y[i] = (b & 0x7fffffffu) > 0x7f800000u ? NAN : ffrom (r);
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* exported spans */
+
+BL_SIMD_CLONES float
+bl_simd_amax (const float *x,
+              gint64       n)
+{
+  return amax_loop (x, n);
+}
+
+BL_SIMD_CLONES void
+bl_simd_minmax0 (const float *x,
+                 gint64       n,
+                 float       *out_lo,
+                 float       *out_hi)
+{
+  minmax0_loop (x, n, out_lo, out_hi);
+}
+
+BL_SIMD_CLONES void
+bl_simd_int_rne (const float *x,
+                 gint64       n,
+                 float        s,
+                 float        pre,
+                 float        post,
+                 float        lo,
+                 float        hi,
+                 float       *y)
+{
+  int_rne_loop (x, n, s, pre, post, lo, hi, y);
+}
+
+BL_SIMD_CLONES void
+bl_simd_q4_0 (const float *x,
+              gint64       n,
+              float        id,
+              float        bias,
+              float        maxq,
+              float        z,
+              float        s,
+              float       *y)
+{
+  q4_0_loop (x, n, id, bias, maxq, z, s, y);
+}
+
+BL_SIMD_CLONES void
+bl_simd_fp (const BlSimdFp *f,
+            const float    *x,
+            gint64          n,
+            float           s,
+            float           lo,
+            float           hi,
+            float          *y)
+{
+  Fp8 c;
+
+  fp8_init (&c, f);
+  fp_loop (f, &c, x, n, s, lo, hi, y);
+}
+
+BL_SIMD_CLONES void
+bl_simd_nf4 (const float *x,
+             gint64       n,
+             float        s,
+             const float *mids,
+             const float *table,
+             float       *y)
+{
+  nf4_loop (x, n, s, mids, table, y);
+}
+
+BL_SIMD_CLONES void
+bl_simd_bf16 (const float *x,
+              gint64       n,
+              gboolean     saturate,
+              float       *y)
+{
+  bf16_loop (x, n, saturate, y);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* fused rows: every group's scale and elements in one pass, no calls per group. The scale
+ * arithmetic is bl-format-scale.h's, exactly as the families' params functions use it. */
+
+BL_SIMD_INLINE void
+fake_group (const BlSimdRow *r,
+            const Fp8       *c,
+            const float     *x,
+            gint64           n,
+            float           *y)
+{
+  guint32 code;
+  float s;
+
+  switch (r->kind)
+    {
+    case BL_SIMD_ROW_INT_ABSMAX:
+      s = bl_scale_store (r->scale_type, r->shrink * amax_loop (x, n) / (r->half - 1.0f), &code);
+      int_rne_loop (x, n, s, 1.0f, 1.0f, -(r->half - 1.0f), r->half - 1.0f, y);
+      break;
+    case BL_SIMD_ROW_INT_GPTQ:
+      s = bl_scale_store (r->scale_type, 2.0f * (r->shrink * amax_loop (x, n)) / r->maxq, &code);
+      int_rne_loop (x, n, s, 1.0f, 1.0f, -r->half, r->maxq - r->half, y);
+      break;
+    case BL_SIMD_ROW_INT_ASYM:
+      {
+        float lo, hi, z;
+
+        minmax0_loop (x, n, &lo, &hi);
+        lo *= r->shrink;
+        hi *= r->shrink;
+        s = bl_scale_store (r->scale_type, (hi - lo) / r->maxq, &code);
+        z = s > 0.0f ? bl_scale_clamp (bl_scale_rne (bl_scale_clamp (-lo / s, 0.0f, r->maxq)), 0.0f, r->maxq)
+                     : 0.0f;
+        z = (float) (int) z;
+        int_rne_loop (x, n, s, 1.0f, 1.0f, -z, r->maxq - z, y);
+      }
+      break;
+    case BL_SIMD_ROW_INT_Q4_0:
+      {
+        float d = r->shrink * bl_scale_q4_0_max (x, n, amax_loop (x, n)) / -r->half;
+
+        s = bl_scale_store (r->scale_type, d, &code);
+        q4_0_loop (x, n, d != 0.0f ? 1.0f / d : 0.0f, r->half + 0.5f, r->maxq, r->half, s, y);
+      }
+      break;
+    case BL_SIMD_ROW_FP:
+      s = bl_scale_store (r->scale_type, r->shrink * amax_loop (x, n) / r->fp.max_finite, &code);
+      fp_loop (&r->fp, c, x, n, s, -INFINITY, INFINITY, y);
+      break;
+    case BL_SIMD_ROW_MXFP:
+      s = bl_scale_e8m0_decode (bl_scale_mx_code (r->mx_rule, r->mx_emax, r->mx_mbits, r->mx_max_pos,
+                                                  r->shrink * amax_loop (x, n)));
+      fp_loop_pow2 (&r->fp, c, x, n, s, y);
+      break;
+    case BL_SIMD_ROW_MXINT:
+      s = bl_scale_e8m0_decode (bl_scale_mx_code (r->mx_rule, r->mx_emax, r->mx_mbits, r->mx_max_pos,
+                                                  r->shrink * amax_loop (x, n)));
+      int_rne_loop (x, n, s, r->mx_up, r->mx_down, -(r->half - 1.0f), r->half - 1.0f, y);
+      break;
+    case BL_SIMD_ROW_NVFP4:
+      s = bl_scale_nv_block (r->shrink * amax_loop (x, n), 6.0f, r->tensor_scale, &code);
+      fp_loop (&r->fp, c, x, n, s, -6.0f, 6.0f, y);
+      break;
+    case BL_SIMD_ROW_NVINT4:
+      s = bl_scale_nv_block (r->shrink * amax_loop (x, n), 7.0f, r->tensor_scale, &code);
+      int_rne_loop (x, n, s, 1.0f, 1.0f, -7.0f, 7.0f, y);
+      break;
+    case BL_SIMD_ROW_NF4:
+    default:
+      s = bl_scale_store (r->scale_type, r->shrink * amax_loop (x, n), &code);
+      nf4_loop (x, n, s, r->nf4_mids, r->nf4_table, y);
+      break;
+    }
+}
+
+BL_SIMD_CLONES void
+bl_simd_fake_row (const BlSimdRow *r,
+                  const float     *x,
+                  gint64           n,
+                  gint64           group_size,
+                  float           *y)
+{
+  Fp8 c;
+
+  fp8_init (&c, &r->fp);
+  for (gint64 i = 0; i < n; i += group_size)
+    fake_group (r, &c, x + i, MIN (group_size, n - i), y + i);
+}
