@@ -10,6 +10,7 @@
 
 const char * const bl_store_migrations[] = {
   /* 0 → 1: models, datasets, runs and their per-window sums. */
+  "PRAGMA application_id = 1112297043;"   /* BL_STORE_APPLICATION_ID */
   "CREATE TABLE models ("
   "  fingerprint TEXT PRIMARY KEY NOT NULL,"
   "  path TEXT,"
@@ -85,3 +86,4 @@ const char * const bl_store_migrations[] = {
 const guint bl_store_n_migrations = G_N_ELEMENTS (bl_store_migrations);
 
 G_STATIC_ASSERT (G_N_ELEMENTS (bl_store_migrations) == BL_STORE_SCHEMA_VERSION);
+G_STATIC_ASSERT (BL_STORE_APPLICATION_ID == 1112297043);

@@ -10,6 +10,10 @@
 
 G_BEGIN_DECLS
 
+/* PRAGMA application_id of a Bitlens store ("BLNS"), set by the first migration, so that
+ * another program's SQLite file is never taken for (or migrated into) a store. */
+#define BL_STORE_APPLICATION_ID 0x424C4E53
+
 /* The schema, as an ordered list of migrations: migration i (0-based) takes a database
  * from user_version i to i + 1. Applied migrations are never edited; a schema change is a
  * new entry at the end. */

@@ -73,9 +73,16 @@ set_sqlite_error (BlStore     *self,
                   const char  *step,
                   int          rc)
 {
-  g_set_error (error, BL_ERROR, BL_ERROR_STORE, "%s: %s: %s (%s)", self->path, step,
-               self->db != NULL ? sqlite3_errmsg (self->db) : sqlite3_errstr (rc),
-               sqlite3_errstr (rc));
+  const char *message = self->db != NULL ? sqlite3_errmsg (self->db) : sqlite3_errstr (rc);
+  const char *generic = sqlite3_errstr (rc);
+
+  /* errmsg is the specific text ("UNIQUE constraint failed: …"), errstr the class of the
+   * result code ("constraint failed"); print the class only when it adds something. */
+  if (g_str_equal (message, generic))
+    g_set_error (error, BL_ERROR, BL_ERROR_STORE, "%s: %s: %s", self->path, step, message);
+  else
+    g_set_error (error, BL_ERROR, BL_ERROR_STORE, "%s: %s: %s (%s)", self->path, step, message,
+                 generic);
   return FALSE;
 }
 
@@ -244,12 +251,36 @@ read_user_version (BlStore  *self,
 }
 
 static gboolean
+read_application_id (BlStore  *self,
+                     int      *app_id,
+                     GError  **error)
+{
+  g_autoptr(sqlite3_stmt) stmt = prepare (self, "PRAGMA application_id",
+                                          "read application id", error);
+  int rc;
+
+  if (stmt == NULL)
+    return FALSE;
+  rc = sqlite3_step (stmt);
+  if (rc != SQLITE_ROW)
+    return set_sqlite_error (self, error, "read application id", rc);
+  *app_id = sqlite3_column_int (stmt, 0);
+  return TRUE;
+}
+
+static gboolean
 refuse_future_version (BlStore  *self,
                        int       version,
                        GError  **error)
 {
   if (version >= 0 && (guint) version <= bl_store_n_migrations)
     return TRUE;
+  if (version < 0)
+    {
+      g_set_error (error, BL_ERROR, BL_ERROR_STORE,
+                   "%s: schema version %d is not a Bitlens schema version", self->path, version);
+      return FALSE;
+    }
   g_set_error (error, BL_ERROR, BL_ERROR_STORE,
                "%s: schema version %d is newer than this Bitlens knows (%u); it was written "
                "by a newer Bitlens, so it is left untouched", self->path, version,
@@ -308,16 +339,26 @@ configure_connection (BlStore  *self,
 {
   g_autoptr(sqlite3_stmt) stmt = NULL;
   const char *mode;
-  int version, rc;
+  int version = 0, app_id = 0, rc;
 
   sqlite3_extended_result_codes (self->db, 1);
   sqlite3_busy_timeout (self->db, BUSY_TIMEOUT_MS);
   if (!exec_sql (self, "PRAGMA foreign_keys = ON", "enable foreign keys", error))
     return FALSE;
 
-  /* Refuse a newer schema before anything writes to the file (journal_mode = WAL is
-   * stored in the file header). This also fails cleanly on a file that is not SQLite. */
-  if (!read_user_version (self, &version, error) || !refuse_future_version (self, version, error))
+  /* Refuse a newer schema or another program's database before anything writes to the
+   * file (journal_mode = WAL is stored in the file header). This also fails cleanly on a
+   * file that is not SQLite. An empty database (version 0, no id) becomes a store. */
+  if (!read_user_version (self, &version, error) || !read_application_id (self, &app_id, error))
+    return FALSE;
+  if (app_id != BL_STORE_APPLICATION_ID && (app_id != 0 || version != 0))
+    {
+      g_set_error (error, BL_ERROR, BL_ERROR_STORE,
+                   "%s: not a Bitlens store (application_id 0x%08x, user_version %d); it is "
+                   "left untouched", self->path, (guint32) app_id, version);
+      return FALSE;
+    }
+  if (!refuse_future_version (self, version, error))
     return FALSE;
 
   stmt = prepare (self, "PRAGMA journal_mode = WAL", "enable WAL", error);

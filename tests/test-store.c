@@ -832,6 +832,7 @@ test_migration_from_zero (void)
   g_assert_no_error (error);
   db = bl_store_get_db (store);
   g_assert_cmpint (query_int (db, "PRAGMA user_version"), ==, BL_STORE_SCHEMA_VERSION);
+  g_assert_cmpint (query_int (db, "PRAGMA application_id"), ==, BL_STORE_APPLICATION_ID);
   g_assert_cmpint (query_int (db, "SELECT count (*) FROM sqlite_schema WHERE type = 'table' "
                                   "AND name IN ('models', 'datasets', 'runs', 'run_windows')"),
                    ==, 4);
@@ -886,8 +887,9 @@ test_migration_future_refused (void)
   g_autoptr(GError) error = NULL;
   g_autoptr(BlStore) store = NULL;
   g_autofree char *path = make_tmp_db_path ();
-  g_autofree char *sql = g_strdup_printf ("PRAGMA user_version = %d",
-                                          BL_STORE_SCHEMA_VERSION + 1);
+  g_autofree char *sql = g_strdup_printf ("PRAGMA application_id = %d; "
+                                          "PRAGMA user_version = %d",
+                                          BL_STORE_APPLICATION_ID, BL_STORE_SCHEMA_VERSION + 1);
   g_autofree char *mode = NULL;
   sqlite3 *db;
 
@@ -906,6 +908,32 @@ test_migration_future_refused (void)
   g_assert_cmpint (query_int (db, "PRAGMA user_version"), ==, BL_STORE_SCHEMA_VERSION + 1);
   mode = query_text (db, "PRAGMA journal_mode");
   g_assert_cmpstr (mode, ==, "delete");
+  sqlite3_close (db);
+}
+
+/* Another program's SQLite file (its own user_version, no Bitlens application_id) is
+ * refused, not migrated. */
+static void
+test_migration_foreign_refused (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(BlStore) store = NULL;
+  g_autofree char *path = make_tmp_db_path ();
+  sqlite3 *db;
+
+  db = open_raw (path);
+  g_assert_cmpint (sqlite3_exec (db, "CREATE TABLE t (x); PRAGMA user_version = 1",
+                                 NULL, NULL, NULL), ==, SQLITE_OK);
+  sqlite3_close (db);
+
+  store = bl_store_open (path, &error);
+  g_assert_null (store);
+  g_assert_error (error, BL_ERROR, BL_ERROR_STORE);
+  g_assert_nonnull (strstr (error->message, "not a Bitlens store"));
+
+  db = open_raw (path);
+  g_assert_cmpint (query_int (db, "PRAGMA user_version"), ==, 1);
+  g_assert_cmpint (query_int (db, "SELECT count (*) FROM sqlite_schema"), ==, 1);
   sqlite3_close (db);
 }
 
@@ -931,6 +959,7 @@ main (int   argc,
   g_test_add_func ("/bitlens/store/migration/from-zero", test_migration_from_zero);
   g_test_add_func ("/bitlens/store/migration/failure-rolls-back", test_migration_failure);
   g_test_add_func ("/bitlens/store/migration/future-refused", test_migration_future_refused);
+  g_test_add_func ("/bitlens/store/migration/foreign-refused", test_migration_foreign_refused);
 
   return g_test_run ();
 }
