@@ -959,7 +959,8 @@ encode_text (BlTokenizer *self,
  *
  * Encodes @text into token ids, exactly as the Hugging Face tokenizers library would
  * (without the post-processor's other special tokens). Invalid UTF-8 is repaired first
- * (one U+FFFD per maximal ill-formed subsequence). Safe to call from several threads.
+ * (one U+FFFD per maximal ill-formed subsequence). @text must be shorter than 512 MiB
+ * (GRegex reports offsets as int). Safe to call from several threads.
  *
  * Returns: (transfer full): a #GArray of int32_t ids
  */
@@ -978,7 +979,6 @@ bl_tokenizer_encode (BlTokenizer *self,
   g_return_val_if_fail (text != NULL || len == 0, NULL);
 
   n = len < 0 ? strlen (text) : (gsize) len;
-  /* GRegex reports match offsets as int. */
   g_return_val_if_fail (n < G_MAXINT / 4, NULL);
 
   ids = g_array_new (FALSE, FALSE, sizeof (int32_t));
@@ -1776,6 +1776,11 @@ parse_post_processor (BlTokenizer *self,
         }
       ok = node_get_id (ld, json_array_get_element (ids, 0), "post_processor special_tokens",
                         bos_id);
+      /* An id without a piece would reach the model as an out-of-vocabulary row. */
+      if (ok && bl_tokenizer_id_to_piece (self, *bos_id) == NULL)
+        ok = fail (ld->error, BL_ERROR_CORRUPT_FILE, ld->source,
+                   "post_processor: special token '%s' has id %d, which is not in the vocabulary",
+                   name, *bos_id);
     }
   else if ((*bos_id = bl_tokenizer_piece_to_id (self, name)) < 0)
     ok = fail (ld->error, BL_ERROR_CORRUPT_FILE, ld->source,

@@ -601,6 +601,10 @@ test_bad_json (void)
     { "{\"model\": {\"type\": \"BPE\", \"vocab\": {}, \"merges\": []}, \"post_processor\": "
       "{\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"<s>\"}}]}}",
       NULL, BL_ERROR_CORRUPT_FILE, "special token '<s>' is not in the vocabulary" },
+    { "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}, \"post_processor\": "
+      "{\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"<s>\"}}], "
+      "\"special_tokens\": {\"<s>\": {\"ids\": [7]}}}}",
+      NULL, BL_ERROR_CORRUPT_FILE, "special token '<s>' has id 7, which is not in the vocabulary" },
     { "{\"model\": {\"type\": \"BPE\", \"vocab\": {}, \"merges\": []}}", "{nope",
       BL_ERROR_CORRUPT_FILE, "bad (tokenizer_config): not valid JSON" },
     { "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}", "{\"bos_token\": \"<s>\"}",
