@@ -54,6 +54,9 @@ typedef enum
   BL_LAYER_LM_HEAD,
 } BlLayerKind;
 
+#define BL_TYPE_LAYER_KIND (bl_layer_kind_get_type ())
+GType bl_layer_kind_get_type (void);
+
 #define BL_TYPE_LAYER (bl_layer_get_type ())
 G_DECLARE_FINAL_TYPE (BlLayer, bl_layer, BL, LAYER, GObject)
 
@@ -64,6 +67,8 @@ BlLayerKind     bl_layer_get_kind     (BlLayer *self);
 int             bl_layer_get_block    (BlLayer *self);
 gint64          bl_layer_get_n_params (BlLayer *self);
 const BlTensor *bl_layer_get_tensor   (BlLayer *self);
+/* The bias added after this linear layer, or NULL. */
+const BlTensor *bl_layer_get_bias     (BlLayer *self);
 gboolean        bl_layer_kind_is_linear (BlLayerKind kind);
 const char     *bl_layer_kind_to_string (BlLayerKind kind);
 

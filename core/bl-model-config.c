@@ -1,0 +1,443 @@
+/* bl-model-config.c: reading a Hugging Face config.json into a BlModelConfig
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#include "bl-model-config.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "bl-error.h"
+#include "bl-json-private.h"
+
+/* What each supported model_type does when config.json leaves a field out, and which bias
+ * switches its attention and MLP modules read. The defaults are those of the config classes
+ * in transformers (models/llama/configuration_llama.py, models/mistral/configuration_mistral.py,
+ * models/qwen2/configuration_qwen2.py); the bias rules come from the matching modeling_*.py:
+ * Qwen2Attention always biases q/k/v and never o_proj, MistralAttention never biases, and
+ * LlamaAttention/LlamaMLP follow attention_bias (all four projections) and mlp_bias. */
+typedef struct
+{
+  const char *model_type;
+  int max_position_embeddings;
+  gboolean qkv_bias;
+  gboolean reads_attention_bias;
+  gboolean reads_mlp_bias;
+} Architecture;
+
+static const Architecture architectures[] = {
+  { "llama", 2048, FALSE, TRUE, TRUE },
+  { "mistral", 4096 * 32, FALSE, FALSE, FALSE },
+  { "qwen2", 32768, TRUE, FALSE, FALSE },
+};
+
+static const char * const supported_types[] = { "llama", "mistral", "qwen2", NULL };
+
+/* All three config classes default to these. */
+#define DEFAULT_RMS_NORM_EPS 1e-6
+#define DEFAULT_ROPE_THETA 10000.0
+
+/**
+ * bl_model_config_supported_types:
+ *
+ * Returns: (transfer none): the model_type values Bitlens loads, %NULL-terminated
+ */
+const char * const *
+bl_model_config_supported_types (void)
+{
+  return supported_types;
+}
+
+/**
+ * bl_model_config_free:
+ * @config: (transfer full) (nullable): a config
+ */
+void
+bl_model_config_free (BlModelConfig *config)
+{
+  if (config == NULL)
+    return;
+  g_free (config->model_type);
+  g_free (config->architecture);
+  g_free (config->torch_dtype);
+  g_free (config);
+}
+
+/* A member that is absent or null takes its default, as in transformers. */
+static JsonNode *
+get_member (JsonObject *object,
+            const char *key)
+{
+  JsonNode *node = json_object_get_member (object, key);
+
+  return node != NULL && JSON_NODE_HOLDS_NULL (node) ? NULL : node;
+}
+
+static gboolean
+get_size (JsonObject  *object,
+          const char  *key,
+          int          default_value,
+          int         *out,
+          const char  *filename,
+          GError     **error)
+{
+  JsonNode *node = get_member (object, key);
+  gint64 value;
+
+  if (node == NULL && default_value > 0)
+    {
+      *out = default_value;
+      return TRUE;
+    }
+  if (node == NULL)
+    {
+      g_set_error (error, BL_ERROR, BL_ERROR_CORRUPT_FILE, "%s: “%s” is missing", filename, key);
+      return FALSE;
+    }
+  if (!bl_json_node_get_int (node, &value) || value < 1 || value > G_MAXINT)
+    {
+      g_autofree char *text = json_to_string (node, FALSE);
+
+      g_set_error (error, BL_ERROR, BL_ERROR_CORRUPT_FILE,
+                   "%s: “%s” is %.40s, not a positive integer below 2^31", filename, key, text);
+      return FALSE;
+    }
+  *out = (int) value;
+  return TRUE;
+}
+
+static gboolean
+get_double (JsonObject  *object,
+            const char  *key,
+            double       default_value,
+            double      *out,
+            const char  *filename,
+            GError     **error)
+{
+  JsonNode *node = get_member (object, key);
+  GType type;
+
+  if (node == NULL)
+    {
+      *out = default_value;
+      return TRUE;
+    }
+  type = JSON_NODE_HOLDS_VALUE (node) ? json_node_get_value_type (node) : G_TYPE_INVALID;
+  if (type != G_TYPE_DOUBLE && type != G_TYPE_INT64)
+    {
+      g_set_error (error, BL_ERROR, BL_ERROR_CORRUPT_FILE,
+                   "%s: “%s” is %s, not a number", filename, key, bl_json_node_describe (node));
+      return FALSE;
+    }
+  *out = json_node_get_double (node);
+  return TRUE;
+}
+
+static gboolean
+get_bool (JsonObject  *object,
+          const char  *key,
+          gboolean     default_value,
+          gboolean    *out,
+          const char  *filename,
+          GError     **error)
+{
+  JsonNode *node = get_member (object, key);
+
+  if (node == NULL)
+    {
+      *out = default_value;
+      return TRUE;
+    }
+  if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_BOOLEAN)
+    {
+      g_set_error (error, BL_ERROR, BL_ERROR_CORRUPT_FILE,
+                   "%s: “%s” is %s, not a boolean", filename, key, bl_json_node_describe (node));
+      return FALSE;
+    }
+  *out = json_node_get_boolean (node);
+  return TRUE;
+}
+
+/* A string member, or NULL when absent or null. */
+static gboolean
+get_string (JsonObject   *object,
+            const char   *key,
+            const char  **out,
+            const char   *filename,
+            GError      **error)
+{
+  JsonNode *node = get_member (object, key);
+
+  *out = NULL;
+  if (node == NULL)
+    return TRUE;
+  if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_STRING)
+    {
+      g_set_error (error, BL_ERROR, BL_ERROR_CORRUPT_FILE,
+                   "%s: “%s” is %s, not a string", filename, key, bl_json_node_describe (node));
+      return FALSE;
+    }
+  *out = json_node_get_string (node);
+  return TRUE;
+}
+
+/* bos_token_id / eos_token_id: an id, null, or (Llama 3 style) a list of ids whose first
+ * one is kept. */
+static gboolean
+get_token_id (JsonObject  *object,
+              const char  *key,
+              int         *out,
+              const char  *filename,
+              GError     **error)
+{
+  JsonNode *node = get_member (object, key);
+  gint64 value;
+
+  *out = -1;
+  if (node == NULL)
+    return TRUE;
+  if (JSON_NODE_HOLDS_ARRAY (node))
+    {
+      JsonArray *array = json_node_get_array (node);
+
+      if (json_array_get_length (array) == 0)
+        return TRUE;
+      node = json_array_get_element (array, 0);
+    }
+  if (!bl_json_node_get_int (node, &value) || value < 0 || value > G_MAXINT32)
+    {
+      g_set_error (error, BL_ERROR, BL_ERROR_CORRUPT_FILE,
+                   "%s: “%s” is %s, not a token id", filename, key, bl_json_node_describe (node));
+      return FALSE;
+    }
+  *out = (int) value;
+  return TRUE;
+}
+
+/* Features the forward pass does not implement are refused rather than ignored, since
+ * ignoring them would give plausible but wrong logits. */
+static gboolean
+check_unsupported (JsonObject  *root,
+                   const char  *filename,
+                   GError     **error)
+{
+  JsonNode *scaling = get_member (root, "rope_scaling");
+  const char *act;
+
+  if (!get_string (root, "hidden_act", &act, filename, error))
+    return FALSE;
+  if (act != NULL && strcmp (act, "silu") != 0)
+    {
+      g_set_error (error, BL_ERROR, BL_ERROR_UNSUPPORTED_ARCHITECTURE,
+                   "%s: hidden_act “%s” is not supported; Bitlens runs silu (SwiGLU) MLPs",
+                   filename, act);
+      return FALSE;
+    }
+  if (scaling != NULL)
+    {
+      const char *type = NULL;
+
+      if (JSON_NODE_HOLDS_OBJECT (scaling))
+        {
+          JsonObject *s = json_node_get_object (scaling);
+
+          if (!get_string (s, "rope_type", &type, filename, error))
+            return FALSE;
+          if (type == NULL && !get_string (s, "type", &type, filename, error))
+            return FALSE;
+        }
+      if (type == NULL || strcmp (type, "default") != 0)
+        {
+          g_set_error (error, BL_ERROR, BL_ERROR_UNSUPPORTED_ARCHITECTURE,
+                       "%s: rope_scaling “%s” is not supported; Bitlens implements plain RoPE",
+                       filename, type != NULL ? type : bl_json_node_describe (scaling));
+          return FALSE;
+        }
+    }
+  return TRUE;
+}
+
+static const Architecture *
+find_architecture (JsonObject  *root,
+                   const char  *filename,
+                   GError     **error)
+{
+  const char *model_type;
+  g_autofree char *list = NULL;
+
+  if (!get_string (root, "model_type", &model_type, filename, error))
+    return NULL;
+  if (model_type == NULL)
+    {
+      g_set_error (error, BL_ERROR, BL_ERROR_CORRUPT_FILE,
+                   "%s: “model_type” is missing", filename);
+      return NULL;
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (architectures); i++)
+    if (strcmp (model_type, architectures[i].model_type) == 0)
+      return &architectures[i];
+
+  list = g_strjoinv (", ", (char **) supported_types);
+  g_set_error (error, BL_ERROR, BL_ERROR_UNSUPPORTED_ARCHITECTURE,
+               "%s: model_type “%s” is not supported; Bitlens loads %s",
+               filename, model_type, list);
+  return NULL;
+}
+
+/**
+ * bl_model_config_new_from_data:
+ * @data: the text of a config.json
+ * @len: length of @data
+ * @filename: the name used in error messages
+ * @error: return location for an error
+ *
+ * Reads the architecture of a Llama-family model (model_type llama, mistral or qwen2).
+ * Absent or null fields take the defaults of the transformers config class:
+ * num_key_value_heads = num_attention_heads, head_dim = hidden_size / num_attention_heads,
+ * rope_theta 10000, rms_norm_eps 1e-6, tie_word_embeddings false. The bias switches follow
+ * the modeling code: qwen2 biases q/k/v but not o_proj; llama reads attention_bias (q/k/v/o)
+ * and mlp_bias; mistral has no biases.
+ *
+ * Errors: %BL_ERROR_CORRUPT_FILE for malformed JSON (json-glib's line:col message) or a
+ * field of the wrong type or range; %BL_ERROR_UNSUPPORTED_ARCHITECTURE for another
+ * model_type, an activation other than silu or a rope_scaling.
+ *
+ * Returns: (transfer full): the config, or %NULL with @error set
+ */
+BlModelConfig *
+bl_model_config_new_from_data (const char  *data,
+                               gsize        len,
+                               const char  *filename,
+                               GError     **error)
+{
+  g_autoptr(BlModelConfig) c = g_new0 (BlModelConfig, 1);
+  g_autoptr(JsonNode) root_node = NULL;
+  const Architecture *arch;
+  JsonObject *root;
+  JsonNode *archs;
+  const char *dtype;
+  gboolean attention_bias = FALSE;
+  gboolean has_head_dim;
+
+  g_return_val_if_fail (data != NULL || len == 0, NULL);
+  g_return_val_if_fail (filename != NULL, NULL);
+
+  root_node = bl_json_parse_object (data, len, filename, error);
+  if (root_node == NULL)
+    return NULL;
+  root = json_node_get_object (root_node);
+
+  arch = find_architecture (root, filename, error);
+  if (arch == NULL || !check_unsupported (root, filename, error))
+    return NULL;
+  c->model_type = g_strdup (arch->model_type);
+
+  archs = get_member (root, "architectures");
+  if (archs != NULL && JSON_NODE_HOLDS_ARRAY (archs) &&
+      json_array_get_length (json_node_get_array (archs)) > 0)
+    {
+      JsonNode *first = json_array_get_element (json_node_get_array (archs), 0);
+
+      if (JSON_NODE_HOLDS_VALUE (first) && json_node_get_value_type (first) == G_TYPE_STRING)
+        c->architecture = g_strdup (json_node_get_string (first));
+    }
+
+  if (!get_size (root, "vocab_size", 0, &c->vocab_size, filename, error) ||
+      !get_size (root, "hidden_size", 0, &c->hidden_size, filename, error) ||
+      !get_size (root, "intermediate_size", 0, &c->intermediate_size, filename, error) ||
+      !get_size (root, "num_hidden_layers", 0, &c->n_layers, filename, error) ||
+      !get_size (root, "num_attention_heads", 0, &c->n_heads, filename, error) ||
+      !get_size (root, "num_key_value_heads", c->n_heads, &c->n_kv_heads, filename, error) ||
+      !get_size (root, "max_position_embeddings", arch->max_position_embeddings,
+                 &c->max_position_embeddings, filename, error))
+    return NULL;
+
+  has_head_dim = get_member (root, "head_dim") != NULL;
+  if (has_head_dim && !get_size (root, "head_dim", 0, &c->head_dim, filename, error))
+    return NULL;
+  if (!has_head_dim)
+    {
+      if (c->hidden_size % c->n_heads != 0)
+        {
+          g_set_error (error, BL_ERROR, BL_ERROR_CORRUPT_FILE,
+                       "%s: hidden_size %d is not a multiple of num_attention_heads %d and "
+                       "there is no head_dim", filename, c->hidden_size, c->n_heads);
+          return NULL;
+        }
+      c->head_dim = c->hidden_size / c->n_heads;
+    }
+  if (c->n_heads % c->n_kv_heads != 0)
+    {
+      g_set_error (error, BL_ERROR, BL_ERROR_CORRUPT_FILE,
+                   "%s: num_attention_heads %d is not a multiple of num_key_value_heads %d",
+                   filename, c->n_heads, c->n_kv_heads);
+      return NULL;
+    }
+  if ((gint64) c->n_heads * c->head_dim > G_MAXINT)
+    {
+      g_set_error (error, BL_ERROR, BL_ERROR_CORRUPT_FILE,
+                   "%s: num_attention_heads %d × head_dim %d overflows",
+                   filename, c->n_heads, c->head_dim);
+      return NULL;
+    }
+
+  if (!get_double (root, "rms_norm_eps", DEFAULT_RMS_NORM_EPS, &c->rms_norm_eps, filename, error) ||
+      !get_double (root, "rope_theta", DEFAULT_ROPE_THETA, &c->rope_theta, filename, error))
+    return NULL;
+  if (!(c->rms_norm_eps >= 0.0 && c->rms_norm_eps < 1.0) ||
+      !(c->rope_theta > 0.0 && isfinite (c->rope_theta)))
+    {
+      g_set_error (error, BL_ERROR, BL_ERROR_CORRUPT_FILE,
+                   "%s: rms_norm_eps %g or rope_theta %g is out of range",
+                   filename, c->rms_norm_eps, c->rope_theta);
+      return NULL;
+    }
+
+  if (!get_bool (root, "tie_word_embeddings", FALSE, &c->tie_word_embeddings, filename, error))
+    return NULL;
+  if (arch->reads_attention_bias &&
+      !get_bool (root, "attention_bias", FALSE, &attention_bias, filename, error))
+    return NULL;
+  c->attention_bias = arch->qkv_bias || attention_bias;
+  c->o_proj_bias = attention_bias;
+  if (arch->reads_mlp_bias &&
+      !get_bool (root, "mlp_bias", FALSE, &c->mlp_bias, filename, error))
+    return NULL;
+
+  if (!get_token_id (root, "bos_token_id", &c->bos_token_id, filename, error) ||
+      !get_token_id (root, "eos_token_id", &c->eos_token_id, filename, error))
+    return NULL;
+
+  /* transformers 4.56 renamed torch_dtype to dtype. */
+  if (!get_string (root, "torch_dtype", &dtype, filename, error))
+    return NULL;
+  if (dtype == NULL && !get_string (root, "dtype", &dtype, filename, error))
+    return NULL;
+  c->torch_dtype = g_strdup (dtype);
+
+  return g_steal_pointer (&c);
+}
+
+/**
+ * bl_model_config_new_from_file:
+ * @path: a config.json
+ * @error: return location for an error
+ *
+ * Reads @path as bl_model_config_new_from_data() does; errors reading the file are
+ * %G_FILE_ERROR.
+ *
+ * Returns: (transfer full): the config, or %NULL with @error set
+ */
+BlModelConfig *
+bl_model_config_new_from_file (const char  *path,
+                               GError     **error)
+{
+  g_autofree char *data = NULL;
+  gsize len;
+
+  g_return_val_if_fail (path != NULL, NULL);
+
+  if (!g_file_get_contents (path, &data, &len, error))
+    return NULL;
+  return bl_model_config_new_from_data (data, len, path, error);
+}
