@@ -175,12 +175,12 @@ st_raw_file (const char *header,
 {
   GByteArray *file = g_byte_array_new ();
   guint64 len = GUINT64_TO_LE ((guint64) strlen (header));
-  guint8 *data = g_malloc (data_len);
+  guint start;
 
-  memset (data, 0x5a, data_len);
   g_byte_array_append (file, (const guint8 *) &len, 8);
   g_byte_array_append (file, (const guint8 *) header, (guint) strlen (header));
-  g_byte_array_append (file, data, (guint) data_len);
-  g_free (data);
+  start = file->len;
+  g_byte_array_set_size (file, start + (guint) data_len);
+  memset (file->data + start, 0x5a, data_len);
   return g_byte_array_free_to_bytes (file);
 }
