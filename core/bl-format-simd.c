@@ -39,6 +39,13 @@ typedef guint32 v8u __attribute__ ((vector_size (32)));
 #define SHUF8(v, a, b, c, d, e, f, g, h) __builtin_shuffle (v, (v8u) { a, b, c, d, e, f, g, h })
 #endif
 
+#if defined(__clang__)
+#define SHUF2(a, b, ...) __builtin_shufflevector (a, b, __VA_ARGS__)
+#else
+#define SHUF2(a, b, ...) __builtin_shuffle (a, b, (v8u) { __VA_ARGS__ })
+#endif
+
+
 #define BL_SIMD_CLONES __attribute__ ((target_clones ("arch=x86-64-v4", "avx2", "default")))
 #define BL_SIMD_INLINE static inline __attribute__ ((always_inline))
 
@@ -51,16 +58,22 @@ load8 (const float *p)
   return v;
 }
 
-BL_SIMD_INLINE v8f
-splat (float f)
-{
-  return (v8f) { 0 } + f;
-}
-
+/* vector-scalar arithmetic broadcasts in one instruction (a braced list of eight copies would
+ * be assembled lane by lane) */
 BL_SIMD_INLINE v8u
 splatu (guint32 u)
 {
   return (v8u) { 0 } + u;
+}
+
+/* a broadcast as a lane-0 shuffle: pure data movement, so −0.0 stays −0.0 (0.0f + f would
+ * make it +0.0), and it compiles to one broadcast instruction */
+BL_SIMD_INLINE v8f
+splat (float f)
+{
+  v8f v = { f };
+
+  return SHUF8 (v, 0, 0, 0, 0, 0, 0, 0, 0);
 }
 
 /* The helpers that take vectors are macros: GCC notes an ABI change for any function with a
@@ -77,9 +90,6 @@ splatu (guint32 u)
 #define clamp8(v, lo, hi) \
   ({ v8f clamp8_v_ = (v), clamp8_lo_ = (lo), clamp8_hi_ = (hi); \
      select8 (clamp8_v_ < clamp8_lo_, clamp8_lo_, select8 (clamp8_v_ > clamp8_hi_, clamp8_hi_, clamp8_v_)); })
-
-#define nan_to_zero8(v) \
-  ({ v8f nan8_v_ = (v); select8 (nan8_v_ == nan8_v_, nan8_v_, splat (0.0f)); })
 
 static inline float
 clampf (float v,
@@ -184,16 +194,18 @@ int_rne_loop (const float *x,
                  float        hi,
                  float       *y)
 {
-  const v8f magic = splat (12582912.0f);
+  const v8f magic = splat (12582912.0f), zero = splat (0.0f);
+  const v8f s8 = splat (s), pre8 = splat (pre), post8 = splat (post), lo8 = splat (lo), hi8 = splat (hi);
   gint64 i = 0;
 
   if (pre == 1.0f && post == 1.0f)
     {
       for (; i + 8 <= n; i += 8)
         {
-          v8f v = clamp8 (nan_to_zero8 (load8 (x + i) / splat (s)), splat (lo), splat (hi));
+          v8f q = load8 (x + i) / s8;
+          v8f v = clamp8 (select8 (q == q, q, zero), lo8, hi8);
 
-          store8 (y + i, ((v + magic) - magic) * splat (s));
+          store8 (y + i, ((v + magic) - magic) * s8);
         }
       for (; i < n; i++)
         {
@@ -205,9 +217,10 @@ int_rne_loop (const float *x,
     }
   for (; i + 8 <= n; i += 8)
     {
-      v8f v = clamp8 (nan_to_zero8 (load8 (x + i) / splat (s) * splat (pre)), splat (lo), splat (hi));
+      v8f q = load8 (x + i) / s8 * pre8;
+      v8f v = clamp8 (select8 (q == q, q, zero), lo8, hi8);
 
-      store8 (y + i, ((v + magic) - magic) * splat (post) * splat (s));
+      store8 (y + i, ((v + magic) - magic) * post8 * s8);
     }
   for (; i < n; i++)
     {
@@ -228,14 +241,17 @@ q4_0_loop (const float *x,
               float        s,
               float       *y)
 {
+  const v8f id8 = splat (id), bias8 = splat (bias), zero = splat (0.0f), maxq8 = splat (maxq);
+  const v8f z8 = splat (z), s8 = splat (s);
   gint64 i = 0;
 
   for (; i + 8 <= n; i += 8)
     {
-      v8f v = clamp8 (nan_to_zero8 (load8 (x + i) * splat (id) + splat (bias)), splat (0.0f), splat (maxq));
+      v8f q = load8 (x + i) * id8 + bias8;
+      v8f v = clamp8 (select8 (q == q, q, zero), zero, maxq8);
       v8f t = __builtin_convertvector (__builtin_convertvector (v, v8i), v8f);
 
-      store8 (y + i, (t - splat (z)) * splat (s));
+      store8 (y + i, (t - z8) * s8);
     }
   for (; i < n; i++)
     y[i] = (truncf (clampf (nan_to_zero (x[i] * id + bias), 0.0f, maxq)) - z) * s;
@@ -412,6 +428,7 @@ nf4_loop (const float *x,
 {
   gint64 i = 0;
 
+#if defined(__clang__)
   v8f mids8[15], table8[16];
 
   for (int k = 0; k < 15; k++)
@@ -427,6 +444,27 @@ nf4_loop (const float *x,
         r = select8 (v > mids8[k], table8[k + 1], r);
       store8 (y + i, r * splat (s));
     }
+#else
+  /* the same count of thresholds below v, found by a 4-step binary search whose thresholds
+   * and results are looked up with lane permutes */
+  const v8f m7 = splat (mids[7]), s8 = splat (s);
+  const v8f m_a = { mids[3], mids[11], 0, 0, 0, 0, 0, 0 };
+  const v8f m_b = { mids[1], mids[5], mids[9], mids[13], 0, 0, 0, 0 };
+  const v8f m_c = { mids[0], mids[2], mids[4], mids[6], mids[8], mids[10], mids[12], mids[14] };
+  const v8f t_lo = { table[0], table[1], table[2], table[3], table[4], table[5], table[6], table[7] };
+  const v8f t_hi = { table[8], table[9], table[10], table[11], table[12], table[13], table[14], table[15] };
+
+  for (; i + 8 <= n; i += 8)
+    {
+      v8f v = load8 (x + i) / s8;
+      v8i c = (v > m7) & 8;
+
+      c += (v > __builtin_shuffle (m_a, c >> 3)) & 4;
+      c += (v > __builtin_shuffle (m_b, c >> 2)) & 2;
+      c += (v > __builtin_shuffle (m_c, c >> 1)) & 1;
+      store8 (y + i, select8 ((c & 8) != 0, __builtin_shuffle (t_hi, c & 7), __builtin_shuffle (t_lo, c & 7)) * s8);
+    }
+#endif
   for (; i < n; i++)
     {
       float v = x[i] / s;
@@ -551,32 +589,60 @@ bl_simd_bf16 (const float *x,
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* fused rows: every group's scale and elements in one pass, no calls per group. The scale
+/* fused rows: no calls per group. A row is done in chunks of groups, first every group's scale
+ * (independent scalar chains the CPU overlaps), then every group's elements. The scale
  * arithmetic is bl-format-scale.h's, exactly as the families' params functions use it. */
 
+#define ROW_CHUNK 64
+
+/* bl_scale_q4_0_max with the search for the first |x| == amax done eight lanes at a time */
+BL_SIMD_INLINE float
+q4_0_max_loop (const float *x,
+               gint64       n,
+               float        amax)
+{
+  const v8u target = splatu (fbits (amax));
+  gint64 i = 0;
+
+  if (amax != amax || amax == 0.0f)
+    return bl_scale_q4_0_max (x, n, amax);
+  for (; i + 8 <= n; i += 8)
+    {
+      v8u eq = (v8u) (((v8u) load8 (x + i) & splatu (0x7fffffffu)) == target);
+
+      eq |= SHUF8 (eq, 4, 5, 6, 7, 0, 1, 2, 3);
+      eq |= SHUF8 (eq, 2, 3, 0, 1, 6, 7, 4, 5);
+      eq |= SHUF8 (eq, 1, 0, 3, 2, 5, 4, 7, 6);
+      if (eq[0] != 0)
+        break;
+    }
+  for (; i < n; i++)
+    if (fabsf (x[i]) == amax)
+      return x[i];
+  return 0.0f;
+}
+
+/* the scale of one group and, for asym the zero point, for q4_0 the reciprocal 1/d */
 BL_SIMD_INLINE void
-fake_group (const BlSimdRow *r,
-            const Fp8       *c,
-            const float     *x,
-            gint64           n,
-            float           *y)
+group_scale (const BlSimdRow *r,
+             const float     *x,
+             gint64           n,
+             float           *out_s,
+             float           *out_aux)
 {
   guint32 code;
-  float s;
 
   switch (r->kind)
     {
     case BL_SIMD_ROW_INT_ABSMAX:
-      s = bl_scale_store (r->scale_type, r->shrink * amax_loop (x, n) / (r->half - 1.0f), &code);
-      int_rne_loop (x, n, s, 1.0f, 1.0f, -(r->half - 1.0f), r->half - 1.0f, y);
+      *out_s = bl_scale_store (r->scale_type, r->shrink * amax_loop (x, n) / (r->half - 1.0f), &code);
       break;
     case BL_SIMD_ROW_INT_GPTQ:
-      s = bl_scale_store (r->scale_type, 2.0f * (r->shrink * amax_loop (x, n)) / r->maxq, &code);
-      int_rne_loop (x, n, s, 1.0f, 1.0f, -r->half, r->maxq - r->half, y);
+      *out_s = bl_scale_store (r->scale_type, 2.0f * (r->shrink * amax_loop (x, n)) / r->maxq, &code);
       break;
     case BL_SIMD_ROW_INT_ASYM:
       {
-        float lo, hi, z;
+        float lo, hi, s, z;
 
         minmax0_loop (x, n, &lo, &hi);
         lo *= r->shrink;
@@ -584,46 +650,178 @@ fake_group (const BlSimdRow *r,
         s = bl_scale_store (r->scale_type, (hi - lo) / r->maxq, &code);
         z = s > 0.0f ? bl_scale_clamp (bl_scale_rne (bl_scale_clamp (-lo / s, 0.0f, r->maxq)), 0.0f, r->maxq)
                      : 0.0f;
-        z = (float) (int) z;
-        int_rne_loop (x, n, s, 1.0f, 1.0f, -z, r->maxq - z, y);
+        *out_s = s;
+        *out_aux = (float) (int) z;
       }
       break;
     case BL_SIMD_ROW_INT_Q4_0:
       {
-        float d = r->shrink * bl_scale_q4_0_max (x, n, amax_loop (x, n)) / -r->half;
+        float d = r->shrink * q4_0_max_loop (x, n, amax_loop (x, n)) / -r->half;
 
-        s = bl_scale_store (r->scale_type, d, &code);
-        q4_0_loop (x, n, d != 0.0f ? 1.0f / d : 0.0f, r->half + 0.5f, r->maxq, r->half, s, y);
+        *out_s = bl_scale_store (r->scale_type, d, &code);
+        *out_aux = d != 0.0f ? 1.0f / d : 0.0f;
       }
       break;
     case BL_SIMD_ROW_FP:
-      s = bl_scale_store (r->scale_type, r->shrink * amax_loop (x, n) / r->fp.max_finite, &code);
+      *out_s = bl_scale_store (r->scale_type, r->shrink * amax_loop (x, n) / r->fp.max_finite, &code);
+      break;
+    case BL_SIMD_ROW_MXFP:
+    case BL_SIMD_ROW_MXINT:
+      *out_s = bl_scale_e8m0_decode (bl_scale_mx_code (r->mx_rule, r->mx_emax, r->mx_mbits, r->mx_max_pos,
+                                                       r->shrink * amax_loop (x, n)));
+      break;
+    case BL_SIMD_ROW_NVFP4:
+      *out_s = bl_scale_nv_block (r->shrink * amax_loop (x, n), 6.0f, r->tensor_scale, &code);
+      break;
+    case BL_SIMD_ROW_NVINT4:
+      *out_s = bl_scale_nv_block (r->shrink * amax_loop (x, n), 7.0f, r->tensor_scale, &code);
+      break;
+    case BL_SIMD_ROW_NF4:
+    default:
+      *out_s = bl_scale_store (r->scale_type, r->shrink * amax_loop (x, n), &code);
+      break;
+    }
+}
+
+BL_SIMD_INLINE void
+group_elements (const BlSimdRow *r,
+                const Fp8       *c,
+                const float     *x,
+                gint64           n,
+                float            s,
+                float            aux,
+                float           *y)
+{
+  switch (r->kind)
+    {
+    case BL_SIMD_ROW_INT_ABSMAX:
+      int_rne_loop (x, n, s, 1.0f, 1.0f, -(r->half - 1.0f), r->half - 1.0f, y);
+      break;
+    case BL_SIMD_ROW_INT_GPTQ:
+      int_rne_loop (x, n, s, 1.0f, 1.0f, -r->half, r->maxq - r->half, y);
+      break;
+    case BL_SIMD_ROW_INT_ASYM:
+      int_rne_loop (x, n, s, 1.0f, 1.0f, -aux, r->maxq - aux, y);
+      break;
+    case BL_SIMD_ROW_INT_Q4_0:
+      q4_0_loop (x, n, aux, r->half + 0.5f, r->maxq, r->half, s, y);
+      break;
+    case BL_SIMD_ROW_FP:
       fp_loop (&r->fp, c, x, n, s, -INFINITY, INFINITY, y);
       break;
     case BL_SIMD_ROW_MXFP:
-      s = bl_scale_e8m0_decode (bl_scale_mx_code (r->mx_rule, r->mx_emax, r->mx_mbits, r->mx_max_pos,
-                                                  r->shrink * amax_loop (x, n)));
       fp_loop_pow2 (&r->fp, c, x, n, s, y);
       break;
     case BL_SIMD_ROW_MXINT:
-      s = bl_scale_e8m0_decode (bl_scale_mx_code (r->mx_rule, r->mx_emax, r->mx_mbits, r->mx_max_pos,
-                                                  r->shrink * amax_loop (x, n)));
       int_rne_loop (x, n, s, r->mx_up, r->mx_down, -(r->half - 1.0f), r->half - 1.0f, y);
       break;
     case BL_SIMD_ROW_NVFP4:
-      s = bl_scale_nv_block (r->shrink * amax_loop (x, n), 6.0f, r->tensor_scale, &code);
       fp_loop (&r->fp, c, x, n, s, -6.0f, 6.0f, y);
       break;
     case BL_SIMD_ROW_NVINT4:
-      s = bl_scale_nv_block (r->shrink * amax_loop (x, n), 7.0f, r->tensor_scale, &code);
       int_rne_loop (x, n, s, 1.0f, 1.0f, -7.0f, 7.0f, y);
       break;
     case BL_SIMD_ROW_NF4:
     default:
-      s = bl_scale_store (r->scale_type, r->shrink * amax_loop (x, n), &code);
       nf4_loop (x, n, s, r->nf4_mids, r->nf4_table, y);
       break;
     }
+}
+
+/* unsigned lane maximum */
+#define umax8(a, b) \
+  ({ v8u umax8_a_ = (a), umax8_b_ = (b); (v8u) select8 ((v8i) (umax8_a_ > umax8_b_), (v8f) umax8_a_, (v8f) umax8_b_); })
+
+/* Eight groups of @gs (a multiple of 8) at once: their |x| maxima as one vector. Each group's
+ * lanes are reduced, then the eight partial vectors are folded together pairwise, so lane k
+ * ends up holding group k's maximum (the same bit-pattern maximum amax_loop computes). */
+BL_SIMD_INLINE v8f
+amax8_groups (const float *x,
+              gint64       gs)
+{
+  v8u m[8], a[4], b[2], c;
+
+  for (int k = 0; k < 8; k++)
+    {
+      m[k] = splatu (0);
+      for (gint64 i = 0; i < gs; i += 8)
+        m[k] = umax8 (m[k], (v8u) load8 (x + k * gs + i) & splatu (0x7fffffffu));
+    }
+  for (int k = 0; k < 4; k++)
+    a[k] = umax8 (SHUF2 (m[2 * k], m[2 * k + 1], 0, 1, 2, 3, 8, 9, 10, 11),
+                  SHUF2 (m[2 * k], m[2 * k + 1], 4, 5, 6, 7, 12, 13, 14, 15));
+  for (int k = 0; k < 2; k++)
+    b[k] = umax8 (SHUF2 (a[2 * k], a[2 * k + 1], 0, 1, 4, 5, 8, 9, 12, 13),
+                  SHUF2 (a[2 * k], a[2 * k + 1], 2, 3, 6, 7, 10, 11, 14, 15));
+  c = umax8 (SHUF2 (b[0], b[1], 0, 2, 4, 6, 8, 10, 12, 14), SHUF2 (b[0], b[1], 1, 3, 5, 7, 9, 11, 13, 15));
+  return (v8f) c;
+}
+
+/* whether group_scale8 covers this row kind: the NV two-level scale and the MX E8M0 rules
+ * computed on bit patterns (RCEIL's exact log2 of subnormals stays scalar) */
+BL_SIMD_INLINE gboolean
+row_scale8_ok (const BlSimdRow *r,
+               gint64           gs)
+{
+  if (gs % 8 != 0)
+    return FALSE;
+  switch (r->kind)
+    {
+    case BL_SIMD_ROW_NVFP4:
+    case BL_SIMD_ROW_NVINT4:
+      return r->tensor_scale != 0.0f;
+    case BL_SIMD_ROW_MXFP:
+    case BL_SIMD_ROW_MXINT:
+      return r->mx_rule != BL_SCALE_RULE_RCEIL;
+    case BL_SIMD_ROW_INT_ABSMAX:
+    case BL_SIMD_ROW_INT_GPTQ:
+    case BL_SIMD_ROW_INT_ASYM:
+    case BL_SIMD_ROW_INT_Q4_0:
+    case BL_SIMD_ROW_FP:
+    case BL_SIMD_ROW_NF4:
+    default:
+      return FALSE;
+    }
+}
+
+/* group_scale for eight full groups, lane by lane the same operations as
+ * bl_scale_nv_block and bl_scale_mx_code + bl_scale_e8m0_decode */
+BL_SIMD_INLINE void
+group_scale8 (const BlSimdRow *r,
+              const float     *x,
+              gint64           gs,
+              float           *out_s)
+{
+  v8f amax = splat (r->shrink) * amax8_groups (x, gs);
+  v8f total;
+
+  if (r->kind == BL_SIMD_ROW_NVFP4 || r->kind == BL_SIMD_ROW_NVINT4)
+    {
+      v8f scaled = clamp8 ((amax / splat (r->kind == BL_SIMD_ROW_NVFP4 ? 6.0f : 7.0f)) / splat (r->tensor_scale),
+                           splat (0.015625f), splat (448.0f));
+      v8u bits = (v8u) scaled;
+      v8u code = ((bits + splatu (0x7ffffu) + ((bits >> 20) & splatu (1u))) >> 20) - splatu (120u << 3);
+      v8f dec = (v8f) ((code + splatu (120u << 3)) << 20);
+
+      total = select8 (scaled == scaled, splat (r->tensor_scale) * dec, splat (NAN));
+    }
+  else
+    {
+      v8u b = (v8u) amax & splatu (0x7fffffffu);
+      v8i e;
+      v8f pow2;
+
+      if (r->mx_rule == BL_SCALE_RULE_EVEN)
+        b = (b + splatu (1u << (23 - r->mx_mbits - 1))) & splatu (0x7f800000u);
+      e = (v8i) (b >> 23) - 127 - r->mx_emax;
+      if (r->mx_rule == BL_SCALE_RULE_CEIL)
+        e -= (v8i) ((b & splatu (0x7fffffu)) != 0);
+      e = (v8i) select8 (e < -127, (v8f) ((v8i) splatu ((guint32) -127)), (v8f) e);
+      /* 2^e: exponent field e + 127, or the subnormal 2^−127 for e = −127 */
+      pow2 = select8 (e == -127, (v8f) splatu (0x00400000u), (v8f) ((v8u) (e + 127) << 23));
+      total = select8 ((e > 127) | (v8i) (amax != amax), splat (NAN), pow2);
+    }
+  memcpy (out_s, &total, sizeof total);
 }
 
 BL_SIMD_CLONES void
@@ -634,8 +832,34 @@ bl_simd_fake_row (const BlSimdRow *r,
                   float           *y)
 {
   Fp8 c;
+  float s[ROW_CHUNK], aux[ROW_CHUNK];
 
   fp8_init (&c, &r->fp);
-  for (gint64 i = 0; i < n; i += group_size)
-    fake_group (r, &c, x + i, MIN (group_size, n - i), y + i);
+  for (gint64 base = 0; base < n; base += ROW_CHUNK * group_size)
+    {
+      int n_groups = (int) MIN (ROW_CHUNK, (n - base + group_size - 1) / group_size);
+
+      int g = 0;
+
+      if (row_scale8_ok (r, group_size))
+        for (; g + 8 <= n_groups && base + (g + 8) * group_size <= n; g += 8)
+          {
+            group_scale8 (r, x + base + g * group_size, group_size, &s[g]);
+            for (int k = 0; k < 8; k++)
+              aux[g + k] = 0.0f;
+          }
+      for (; g < n_groups; g++)
+        {
+          gint64 off = base + g * group_size;
+
+          aux[g] = 0.0f;
+          group_scale (r, x + off, MIN (group_size, n - off), &s[g], &aux[g]);
+        }
+      for (int k = 0; k < n_groups; k++)
+        {
+          gint64 off = base + k * group_size;
+
+          group_elements (r, &c, x + off, MIN (group_size, n - off), s[k], aux[k], y + off);
+        }
+    }
 }

@@ -1168,6 +1168,27 @@ test_fast_matches_reference (void)
       for (gsize i = 0; i < G_N_ELEMENTS (option_specs); i++)
         check_all_paths (option_specs[i], x, rows, cols);
     }
+
+  /* rows that stress the scale rules: all zeros, a NaN, f32 subnormals, one huge value,
+   * values at E8M0 and E4M3 boundaries */
+  {
+    const gint64 rows = 6, cols = 512;
+    g_autofree float *x = heavy_tailed (77, rows * cols);
+
+    for (gint64 c = 0; c < cols; c++)
+      {
+        x[0 * cols + c] = 0.0f;
+        x[2 * cols + c] = ldexpf ((float) (c % 17) - 8.0f, -140);
+        x[4 * cols + c] = ldexpf (1.0f, (int) (c % 40) - 20) * ((c % 3) ? 1.5f : 1.0f);
+      }
+    x[1 * cols + 100] = NAN;
+    x[3 * cols + 7] = 3e38f;
+    x[5 * cols + 33] = INFINITY;
+    for (gsize i = 0; i < G_N_ELEMENTS (issue_specs); i++)
+      check_all_paths (issue_specs[i], x, rows, cols);
+    for (gsize i = 0; i < G_N_ELEMENTS (option_specs); i++)
+      check_all_paths (option_specs[i], x, rows, cols);
+  }
 }
 
 static void
