@@ -59,20 +59,20 @@ enum {
 static GParamSpec *properties[N_PROPS];
 
 static GType
-bl_model_get_item_type (GListModel *model)
+list_model_get_item_type (GListModel *model)
 {
   return BL_TYPE_LAYER;
 }
 
 static guint
-bl_model_get_n_items (GListModel *model)
+list_model_get_n_items (GListModel *model)
 {
   return BL_MODEL (model)->layers->len;
 }
 
 static gpointer
-bl_model_get_item (GListModel *model,
-                   guint       position)
+list_model_get_item (GListModel *model,
+                     guint       position)
 {
   BlModel *self = BL_MODEL (model);
 
@@ -84,9 +84,9 @@ bl_model_get_item (GListModel *model,
 static void
 list_model_iface_init (GListModelInterface *iface)
 {
-  iface->get_item_type = bl_model_get_item_type;
-  iface->get_n_items = bl_model_get_n_items;
-  iface->get_item = bl_model_get_item;
+  iface->get_item_type = list_model_get_item_type;
+  iface->get_n_items = list_model_get_n_items;
+  iface->get_item = list_model_get_item;
 }
 
 static void

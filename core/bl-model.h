@@ -75,7 +75,10 @@ const char     *bl_layer_kind_to_string (BlLayerKind kind);
 #define BL_TYPE_MODEL (bl_model_get_type ())
 G_DECLARE_FINAL_TYPE (BlModel, bl_model, BL, MODEL, GObject)
 
-/* A BlModel implements GListModel with BlLayer items, in file order of blocks. */
+/* A BlModel implements GListModel with one BlLayer per weight the forward pass reads: the
+ * embedding, then each block (q, k, v, o, gate, up, down, input and post-attention norms),
+ * then the final norm and the lm_head. Biases belong to their linear layer. A tied
+ * embedding matrix is one item, named and kinded after the tensor it is stored as. */
 
 BlModel             *bl_model_load          (const char          *path,
                                              GCancellable        *cancellable,
