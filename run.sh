@@ -51,6 +51,16 @@ case "$mode" in
     ;;
   test)
     meson test -C "$builddir" --print-errorlogs --num-processes 2
+    # Bad input must give a clear error and never crash: the parsers and the CLI run again
+    # under AddressSanitizer and UBSan (any report aborts the test).
+    asandir="$builddir-asan"
+    if [ ! -f "$asandir/build.ninja" ]; then
+      meson setup "$asandir" -Dgui=false -Db_sanitize=address,undefined -Db_lundef=false
+    fi
+    ninja -C "$asandir"
+    ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+      meson test -C "$asandir" --print-errorlogs --num-processes 2 \
+        --suite model --suite tokenizer --suite cli --suite core
     ;;
   *)
     echo "usage: $0 [run|test]" >&2

@@ -19,7 +19,7 @@
  *   bytes, 4,358 lines of which 1,467 are blank) it has 1,290,590 − 2·1,467 + 2·4,357 =
  *   1,296,370 bytes. bl_text_source_get_protocol_text() builds it for the wikitext kind.
  *
- * - PTB and plain text are used as-is under every protocol. (GPTQ's own PTB numbers use
+ * - PTB, Brown and plain text are used as-is under every protocol. (GPTQ's own PTB numbers use
  *   "\n\n"- or " "-joined stripped lines of the HF ptb_text_only splits; that variant is
  *   not reproduced here.)
  */
@@ -37,7 +37,7 @@ struct _BlTextSource
   char *path;
   char *name;
   char *sha256;
-  char *text;               /* the file's bytes, NUL-terminated */
+  char *text;               /* the file's or given bytes, NUL-terminated */
   gsize len;
   char *hf_rows_text;       /* wikitext only: the HF rows joined with "\n\n" */
   gsize hf_rows_len;
@@ -49,13 +49,14 @@ static const char * const kind_names[] = {
   [BL_TEXT_SOURCE_PLAIN] = "plain",
   [BL_TEXT_SOURCE_WIKITEXT2_RAW] = "wikitext2-raw",
   [BL_TEXT_SOURCE_PTB] = "ptb",
+  [BL_TEXT_SOURCE_BROWN] = "brown",
 };
 
 /**
  * bl_text_source_kind_to_string:
  * @kind: a #BlTextSourceKind
  *
- * Returns: "plain", "wikitext2-raw" or "ptb"
+ * Returns: "plain", "wikitext2-raw", "ptb" or "brown"
  */
 const char *
 bl_text_source_kind_to_string (BlTextSourceKind kind)
@@ -90,7 +91,8 @@ bl_text_source_kind_from_string (const char       *name,
   return FALSE;
 }
 
-/* The split in the official file names "wiki.<split>.raw" and "ptb.<split>.txt", or NULL. */
+/* The split in the official file names "wiki.<split>.raw" and "ptb.<split>.txt", and in
+ * tools/brown-to-text's "brown-<split>.txt", or NULL. */
 static char *
 split_from_basename (const char *base,
                      const char *prefix,
@@ -108,7 +110,8 @@ split_from_basename (const char *base,
  * @path: a file path
  *
  * Guesses the kind from the official file names: "wiki.*.raw" is WikiText-2 raw,
- * "ptb.*.txt" is PTB, anything else (including the tokenized "wiki.*.tokens") is plain.
+ * "ptb.*.txt" is PTB, "brown-*.txt" (tools/brown-to-text) is Brown, anything else
+ * (including the tokenized "wiki.*.tokens") is plain.
  *
  * Returns: the kind
  */
@@ -118,6 +121,7 @@ bl_text_source_kind_from_path (const char *path)
   g_autofree char *base = NULL;
   g_autofree char *wiki = NULL;
   g_autofree char *ptb = NULL;
+  g_autofree char *brown = NULL;
 
   g_return_val_if_fail (path != NULL, BL_TEXT_SOURCE_PLAIN);
 
@@ -128,6 +132,9 @@ bl_text_source_kind_from_path (const char *path)
   ptb = split_from_basename (base, "ptb.", ".txt");
   if (ptb != NULL)
     return BL_TEXT_SOURCE_PTB;
+  brown = split_from_basename (base, "brown-", ".txt");
+  if (brown != NULL)
+    return BL_TEXT_SOURCE_BROWN;
   return BL_TEXT_SOURCE_PLAIN;
 }
 
@@ -146,6 +153,9 @@ make_name (const char       *path,
     case BL_TEXT_SOURCE_PTB:
       split = split_from_basename (base, "ptb.", ".txt");
       return g_strdup_printf ("ptb/%s", split != NULL ? split : base);
+    case BL_TEXT_SOURCE_BROWN:
+      split = split_from_basename (base, "brown-", ".txt");
+      return g_strdup_printf ("brown/%s", split != NULL ? split : base);
     case BL_TEXT_SOURCE_PLAIN:
     default:
       return g_steal_pointer (&base);
@@ -225,6 +235,30 @@ bl_text_source_init (BlTextSource *self)
 {
 }
 
+/* Checks self->text and derives the sha256 and the protocol texts from it; @where names
+ * the text in the error. */
+static gboolean
+take_text (BlTextSource  *self,
+           const char    *where,
+           GError       **error)
+{
+  const char *invalid = NULL;
+
+  if (!g_utf8_validate_len (self->text, self->len, &invalid))
+    {
+      g_set_error (error, BL_ERROR, BL_ERROR_DATASET,
+                   "%s: invalid UTF-8 at byte offset %" G_GSIZE_FORMAT, where,
+                   (gsize) (invalid - self->text));
+      return FALSE;
+    }
+
+  self->sha256 = g_compute_checksum_for_data (G_CHECKSUM_SHA256, (const guchar *) self->text,
+                                              self->len);
+  if (self->kind == BL_TEXT_SOURCE_WIKITEXT2_RAW)
+    self->hf_rows_text = join_hf_rows (self->text, self->len, &self->hf_rows_len);
+  return TRUE;
+}
+
 /**
  * bl_text_source_new_from_file:
  * @path: a UTF-8 text file
@@ -244,7 +278,6 @@ bl_text_source_new_from_file (const char        *path,
                               GError           **error)
 {
   g_autoptr(BlTextSource) self = NULL;
-  const char *invalid = NULL;
 
   g_return_val_if_fail (path != NULL, NULL);
   g_return_val_if_fail ((guint) kind < G_N_ELEMENTS (kind_names), NULL);
@@ -254,21 +287,55 @@ bl_text_source_new_from_file (const char        *path,
   if (!g_file_get_contents (path, &self->text, &self->len, error))
     return NULL;
 
-  if (!g_utf8_validate_len (self->text, self->len, &invalid))
-    {
-      g_set_error (error, BL_ERROR, BL_ERROR_DATASET,
-                   "%s: invalid UTF-8 at byte offset %" G_GSIZE_FORMAT, path,
-                   (gsize) (invalid - self->text));
-      return NULL;
-    }
-
   self->kind = kind;
   self->path = g_strdup (path);
   self->name = make_name (path, kind);
-  self->sha256 = g_compute_checksum_for_data (G_CHECKSUM_SHA256, (const guchar *) self->text,
-                                              self->len);
-  if (kind == BL_TEXT_SOURCE_WIKITEXT2_RAW)
-    self->hf_rows_text = join_hf_rows (self->text, self->len, &self->hf_rows_len);
+  if (!take_text (self, path, error))
+    return NULL;
+
+  return g_steal_pointer (&self);
+}
+
+/**
+ * bl_text_source_new_from_text:
+ * @name: the source's short name (see bl_text_source_get_name()), for example "brown/test"
+ * @path: (nullable): where the text came from, returned by bl_text_source_get_path()
+ * @kind: how the text is read
+ * @text: (transfer full): the text, NUL-terminated at @len; freed with g_free()
+ * @len: the text's length in bytes
+ * @error: return location for a #GError
+ *
+ * Wraps a text built in memory (for example a Brown split assembled from its sample files
+ * by bl_brown_load_split()) as a source, exactly as if it had been read from a file of
+ * @kind. The source takes @text, also when it fails. The text must be valid UTF-8 without
+ * NUL bytes.
+ *
+ * Returns: (transfer full): the source, or %NULL with @error set: %BL_ERROR_DATASET naming
+ *   @name and the byte offset of the first invalid UTF-8 sequence
+ */
+BlTextSource *
+bl_text_source_new_from_text (const char        *name,
+                              const char        *path,
+                              BlTextSourceKind   kind,
+                              char              *text,
+                              gsize              len,
+                              GError           **error)
+{
+  g_autoptr(BlTextSource) self = NULL;
+
+  g_return_val_if_fail (name != NULL, NULL);
+  g_return_val_if_fail ((guint) kind < G_N_ELEMENTS (kind_names), NULL);
+  g_return_val_if_fail (text != NULL && text[len] == '\0', NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  self = g_object_new (BL_TYPE_TEXT_SOURCE, NULL);
+  self->text = text;
+  self->len = len;
+  self->kind = kind;
+  self->path = g_strdup (path);
+  self->name = g_strdup (name);
+  if (!take_text (self, name, error))
+    return NULL;
 
   return g_steal_pointer (&self);
 }
@@ -291,7 +358,8 @@ bl_text_source_get_kind (BlTextSource *self)
  * bl_text_source_get_path:
  * @self: a text source
  *
- * Returns: the file path it was read from
+ * Returns: (nullable): the file path it was read from, or for a text built in memory the
+ *   path given to bl_text_source_new_from_text() (for a Brown split, the corpus directory)
  */
 const char *
 bl_text_source_get_path (BlTextSource *self)
@@ -305,7 +373,8 @@ bl_text_source_get_path (BlTextSource *self)
  * bl_text_source_get_name:
  * @self: a text source
  *
- * Returns: a short name: "wikitext-2-raw-v1/test", "ptb/test", or the file's base name
+ * Returns: a short name: "wikitext-2-raw-v1/test", "ptb/test", "brown/test", or the file's
+ *   base name
  */
 const char *
 bl_text_source_get_name (BlTextSource *self)
@@ -319,7 +388,7 @@ bl_text_source_get_name (BlTextSource *self)
  * bl_text_source_get_sha256:
  * @self: a text source
  *
- * Returns: the lowercase hex sha256 of the file's bytes
+ * Returns: the lowercase hex sha256 of the text's bytes (for a file, its bytes as read)
  */
 const char *
 bl_text_source_get_sha256 (BlTextSource *self)
@@ -334,8 +403,9 @@ bl_text_source_get_sha256 (BlTextSource *self)
  * @self: a text source
  * @len: (out) (optional): the text's length in bytes
  *
- * The file's bytes, unchanged (NUL-terminated; valid UTF-8). This is the text llama.cpp
- * scores; for the text of a given protocol use bl_text_source_get_protocol_text().
+ * The file's bytes (or the text given to bl_text_source_new_from_text()), unchanged
+ * (NUL-terminated; valid UTF-8). This is the text llama.cpp scores; for the text of a given
+ * protocol use bl_text_source_get_protocol_text().
  *
  * Returns: (transfer none): the text
  */
@@ -360,7 +430,7 @@ bl_text_source_get_text (BlTextSource *self,
  * adds one). For %BL_TEXT_SOURCE_WIKITEXT2_RAW under %BL_PROTOCOL_GPTQ and
  * %BL_PROTOCOL_HF_STRIDE it is "\n\n".join(HF rows): the file's lines, each with its "\n",
  * white-space-only lines as "", joined with "\n\n" (see the top of bl-text-source.c). In
- * every other case (llamacpp, PTB, plain text) it is the file as-is.
+ * every other case (llamacpp, PTB, Brown, plain text) it is the file as-is.
  *
  * Returns: (transfer none): the text (NUL-terminated; valid UTF-8)
  */

@@ -17,6 +17,9 @@ G_BEGIN_DECLS
  *   line per Hugging Face row; see bl_text_source_get_protocol_text()
  * @BL_TEXT_SOURCE_PTB: Mikolov's Penn Treebank LM text (`ptb.{test,valid,train}.txt`),
  *   used as-is under every protocol
+ * @BL_TEXT_SOURCE_BROWN: a plain-text split of the Brown Corpus (tools/BROWN.md), built by
+ *   bl_brown_load_split() or read from the `brown-{train,validation,test}.txt` that
+ *   tools/brown-to-text writes; used as-is under every protocol
  *
  * How a file is read. The kind is stored with every run, because it decides the exact
  * string a protocol tokenizes.
@@ -26,6 +29,7 @@ typedef enum
   BL_TEXT_SOURCE_PLAIN,
   BL_TEXT_SOURCE_WIKITEXT2_RAW,
   BL_TEXT_SOURCE_PTB,
+  BL_TEXT_SOURCE_BROWN,
 } BlTextSourceKind;
 
 const char      *bl_text_source_kind_to_string    (BlTextSourceKind  kind);
@@ -38,6 +42,12 @@ G_DECLARE_FINAL_TYPE (BlTextSource, bl_text_source, BL, TEXT_SOURCE, GObject)
 
 BlTextSource    *bl_text_source_new_from_file     (const char       *path,
                                                    BlTextSourceKind  kind,
+                                                   GError          **error);
+BlTextSource    *bl_text_source_new_from_text     (const char       *name,
+                                                   const char       *path,
+                                                   BlTextSourceKind  kind,
+                                                   char             *text,
+                                                   gsize             len,
                                                    GError          **error);
 
 BlTextSourceKind bl_text_source_get_kind          (BlTextSource     *self);

@@ -1,0 +1,17 @@
+/* bitlens.h: the one header a front end includes
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#pragma once
+
+#include "bl-error.h"
+#include "bl-tensor.h"
+#include "bl-tokenizer.h"
+#include "bl-model.h"
+#include "bl-backend.h"
+#include "bl-engine.h"
+#include "bl-protocol.h"
+#include "bl-ppl.h"
+#include "bl-store.h"
+#include "bl-run.h"
+#include "bl-format.h"
