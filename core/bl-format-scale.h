@@ -92,7 +92,8 @@ bl_scale_f16_decode (guint16 h)
     }
   else
     f = bl_scale_from_bits (o + 0x38000000u);
-  return (h & 0x8000u) ? -f : f;
+  /* the sign as a bit, not a branch: Q4_0 scales are negative half of the time */
+  return bl_scale_from_bits (bl_scale_bits (f) | (((guint32) h & 0x8000u) << 16));
 }
 
 /* bfloat16 RNE, overflow to ±Inf, NaN as bl_fp_encode */

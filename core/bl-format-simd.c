@@ -286,7 +286,8 @@ fp8_init (Fp8            *c,
 BL_SIMD_INLINE v8f
 fp_round8 (const Fp8 *c,
            const v8f *v,
-           gboolean   may_nan)
+           gboolean   may_nan,
+           gboolean   bounded)
 {
   v8u vb = (v8u) *v;
   v8f a = (v8f) (vb & splatu (0x7fffffffu));
@@ -294,12 +295,15 @@ fp_round8 (const Fp8 *c,
   v8i e;
   v8f magic, r, out;
 
-  a = select8 (a < c->big, a, c->big);
+  /* @bounded: the caller clamped v to ±max_finite, so nothing can overflow */
+  if (!bounded)
+    a = select8 (a < c->big, a, c->big);
   e = (v8i) ((v8u) a >> 23) - 127;
   e = (v8i) select8 (e < c->emin, (v8f) c->emin, (v8f) e);
   magic = (v8f) (((v8u) (e + c->magic_bias) << 23) | splatu (0x400000u));
   r = (a + magic) - magic;
-  r = select8 (r > c->max_finite, c->overflow, r);
+  if (!bounded)
+    r = select8 (r > c->max_finite, c->overflow, r);
   out = (v8f) ((v8u) r | (vb & splatu (0x80000000u)));
   /* only formats with NaN codes (or non-saturating E4M3) produce a NaN from an overflow */
   if (may_nan)
@@ -362,7 +366,8 @@ fp_loop_impl (const BlSimdFp *f,
               float          *y,
               gboolean        clamp,
               gboolean        may_nan,
-              gboolean        inv_exact)
+              gboolean        inv_exact,
+              gboolean        bounded)
 {
   const v8f s8 = splat (s), inv8 = splat (1.0f / s), lo8 = splat (lo), hi8 = splat (hi);
   gint64 i = 0;
@@ -373,7 +378,7 @@ fp_loop_impl (const BlSimdFp *f,
 
       if (clamp)
         v = clamp8 (v, lo8, hi8);
-      store8 (y + i, fp_round8 (c, &v, may_nan) * s8);
+      store8 (y + i, fp_round8 (c, &v, may_nan, bounded) * s8);
     }
   for (; i < n; i++)
     y[i] = fp_round1 (f, clampf (inv_exact ? x[i] * (1.0f / s) : x[i] / s, lo, hi)) * s;
@@ -394,12 +399,18 @@ fp_loop (const BlSimdFp *f,
   if (f->nan_to_max)
     {
       if (clamp)
-        fp_loop_impl (f, c, x, n, s, lo, hi, y, TRUE, FALSE, FALSE);
+        {
+          /* NVFP4's clamp to ±6 = max_finite: no overflow to handle */
+          if (-lo == f->max_finite && hi == f->max_finite)
+            fp_loop_impl (f, c, x, n, s, lo, hi, y, TRUE, FALSE, FALSE, TRUE);
+          else
+            fp_loop_impl (f, c, x, n, s, lo, hi, y, TRUE, FALSE, FALSE, FALSE);
+        }
       else
-        fp_loop_impl (f, c, x, n, s, lo, hi, y, FALSE, FALSE, FALSE);
+        fp_loop_impl (f, c, x, n, s, lo, hi, y, FALSE, FALSE, FALSE, FALSE);
     }
   else
-    fp_loop_impl (f, c, x, n, s, lo, hi, y, clamp, TRUE, FALSE);
+    fp_loop_impl (f, c, x, n, s, lo, hi, y, clamp, TRUE, FALSE, FALSE);
 }
 
 /* an MX block: X is a power of two (or NaN), so x/X = x·(1/X) exactly */
@@ -412,9 +423,9 @@ fp_loop_pow2 (const BlSimdFp *f,
               float          *y)
 {
   if (f->nan_to_max)
-    fp_loop_impl (f, c, x, n, s, -INFINITY, INFINITY, y, FALSE, FALSE, TRUE);
+    fp_loop_impl (f, c, x, n, s, -INFINITY, INFINITY, y, FALSE, FALSE, TRUE, FALSE);
   else
-    fp_loop_impl (f, c, x, n, s, -INFINITY, INFINITY, y, FALSE, TRUE, TRUE);
+    fp_loop_impl (f, c, x, n, s, -INFINITY, INFINITY, y, FALSE, TRUE, TRUE, FALSE);
 }
 
 /* NF4: the last of the 15 ascending thresholds that x/s exceeds names the value */
@@ -595,27 +606,33 @@ bl_simd_bf16 (const float *x,
 
 #define ROW_CHUNK 64
 
-/* bl_scale_q4_0_max with the search for the first |x| == amax done eight lanes at a time */
+/* bl_scale_q4_0_max without a data-dependent branch: the smallest index whose |x| equals
+ * amax, as a lane-wise minimum (a search loop would mispredict once per group) */
 BL_SIMD_INLINE float
 q4_0_max_loop (const float *x,
                gint64       n,
                float        amax)
 {
   const v8u target = splatu (fbits (amax));
-  gint64 i = 0;
+  const v8i lanes = { 0, 1, 2, 3, 4, 5, 6, 7 };
+  v8i best = (v8i) splatu (G_MAXINT32);
+  gint64 i = 0, first;
 
   if (amax != amax || amax == 0.0f)
     return bl_scale_q4_0_max (x, n, amax);
   for (; i + 8 <= n; i += 8)
     {
-      v8u eq = (v8u) (((v8u) load8 (x + i) & splatu (0x7fffffffu)) == target);
+      v8i eq = (v8i) (((v8u) load8 (x + i) & splatu (0x7fffffffu)) == target);
+      v8i cand = (v8i) select8 (eq, (v8f) (lanes + (gint32) i), (v8f) splatu (G_MAXINT32));
 
-      eq |= SHUF8 (eq, 4, 5, 6, 7, 0, 1, 2, 3);
-      eq |= SHUF8 (eq, 2, 3, 0, 1, 6, 7, 4, 5);
-      eq |= SHUF8 (eq, 1, 0, 3, 2, 5, 4, 7, 6);
-      if (eq[0] != 0)
-        break;
+      best = (v8i) select8 (cand < best, (v8f) cand, (v8f) best);
     }
+  best = (v8i) select8 (SHUF8 (best, 4, 5, 6, 7, 0, 1, 2, 3) < best, (v8f) SHUF8 (best, 4, 5, 6, 7, 0, 1, 2, 3), (v8f) best);
+  best = (v8i) select8 (SHUF8 (best, 2, 3, 0, 1, 6, 7, 4, 5) < best, (v8f) SHUF8 (best, 2, 3, 0, 1, 6, 7, 4, 5), (v8f) best);
+  best = (v8i) select8 (SHUF8 (best, 1, 0, 3, 2, 5, 4, 7, 6) < best, (v8f) SHUF8 (best, 1, 0, 3, 2, 5, 4, 7, 6), (v8f) best);
+  first = best[0];
+  if (first != G_MAXINT32)
+    return x[first];
   for (; i < n; i++)
     if (fabsf (x[i]) == amax)
       return x[i];
