@@ -152,14 +152,16 @@ amax_loop (const float *x,
   return ffrom (m);
 }
 
+/* min and max, starting from @start (so NaNs are skipped unless @start is one) */
 BL_SIMD_INLINE void
-minmax0_loop (const float *x,
-              gint64       n,
-              float       *out_lo,
-              float       *out_hi)
+minmax_loop (const float *x,
+             gint64       n,
+             float        start,
+             float       *out_lo,
+             float       *out_hi)
 {
-  v8f lo8 = splat (0.0f), hi8 = splat (0.0f);
-  float lo = 0.0f, hi = 0.0f;
+  v8f lo8 = splat (start), hi8 = splat (start);
+  float lo = start, hi = start;
   gint64 i = 0;
 
   for (; i + 8 <= n; i += 8)
@@ -529,13 +531,24 @@ bl_simd_amax (const float *x,
   return amax_loop (x, n);
 }
 
+/* min and max over the group with 0 included (GPTQ forces the range to contain 0) */
 BL_SIMD_CLONES void
 bl_simd_minmax0 (const float *x,
                  gint64       n,
                  float       *out_lo,
                  float       *out_hi)
 {
-  minmax0_loop (x, n, out_lo, out_hi);
+  minmax_loop (x, n, 0.0f, out_lo, out_hi);
+}
+
+/* min and max of @n ≥ 1 values */
+BL_SIMD_CLONES void
+bl_simd_minmax (const float *x,
+                gint64       n,
+                float       *out_lo,
+                float       *out_hi)
+{
+  minmax_loop (x, n, x[0], out_lo, out_hi);
 }
 
 BL_SIMD_CLONES void
@@ -549,6 +562,51 @@ bl_simd_int_rne (const float *x,
                  float       *y)
 {
   int_rne_loop (x, n, s, pre, post, lo, hi, y);
+}
+
+/* y = RNE(clamp(nan→0(x/d), lo, hi)) · m (ternary: d = γ + ε, m = γ) */
+BL_SIMD_CLONES void
+bl_simd_int_rne2 (const float *x,
+                  gint64       n,
+                  float        d,
+                  float        m,
+                  float        lo,
+                  float        hi,
+                  float       *y)
+{
+  const v8f magic = splat (12582912.0f), zero = splat (0.0f);
+  const v8f d8 = splat (d), m8 = splat (m), lo8 = splat (lo), hi8 = splat (hi);
+  gint64 i = 0;
+
+  for (; i + 8 <= n; i += 8)
+    {
+      v8f q = load8 (x + i) / d8;
+      v8f v = clamp8 (select8 (q == q, q, zero), lo8, hi8);
+
+      store8 (y + i, ((v + magic) - magic) * m8);
+    }
+  for (; i < n; i++)
+    {
+      float v = clampf (nan_to_zero (x[i] / d), lo, hi);
+
+      y[i] = ((v + 12582912.0f) - 12582912.0f) * m;
+    }
+}
+
+/* binary: y = x < 0 ? −s : s */
+BL_SIMD_CLONES void
+bl_simd_sign (const float *x,
+              gint64       n,
+              float        s,
+              float       *y)
+{
+  const v8f pos = splat (s), neg = splat (-s), zero = splat (0.0f);
+  gint64 i = 0;
+
+  for (; i + 8 <= n; i += 8)
+    store8 (y + i, select8 (load8 (x + i) < zero, neg, pos));
+  for (; i < n; i++)
+    y[i] = x[i] < 0.0f ? -s : s;
 }
 
 BL_SIMD_CLONES void
@@ -661,7 +719,7 @@ group_scale (const BlSimdRow *r,
       {
         float lo, hi, s, z;
 
-        minmax0_loop (x, n, &lo, &hi);
+        minmax_loop (x, n, 0.0f, &lo, &hi);
         lo *= r->shrink;
         hi *= r->shrink;
         s = bl_scale_store (r->scale_type, (hi - lo) / r->maxq, &code);

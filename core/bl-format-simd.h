@@ -65,6 +65,10 @@ void  bl_simd_fp_init  (BlSimdFp         *f,
                         gboolean          saturate);
 float bl_simd_amax     (const float      *x,
                         gint64            n);
+void  bl_simd_minmax   (const float      *x,
+                        gint64            n,
+                        float            *out_lo,
+                        float            *out_hi);
 void  bl_simd_minmax0  (const float      *x,
                         gint64            n,
                         float            *out_lo,
@@ -76,6 +80,17 @@ void  bl_simd_int_rne  (const float      *x,
                         float             post,
                         float             lo,
                         float             hi,
+                        float            *y);
+void  bl_simd_int_rne2 (const float      *x,
+                        gint64            n,
+                        float             d,
+                        float             m,
+                        float             lo,
+                        float             hi,
+                        float            *y);
+void  bl_simd_sign     (const float      *x,
+                        gint64            n,
+                        float             s,
                         float            *y);
 void  bl_simd_q4_0     (const float      *x,
                         gint64            n,

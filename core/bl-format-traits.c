@@ -54,6 +54,23 @@ group_amax (const float *x,
   return bl_simd_amax (x, n);
 }
 
+/* Σ|x| in double with eight independent accumulators combined pairwise: a fixed order (so
+ * every path agrees) without one long chain of dependent additions */
+static double
+sum_abs (const float *x,
+         gint64       n)
+{
+  double acc[8] = { 0 };
+  gint64 i = 0;
+
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; k++)
+      acc[k] += fabsf (x[i + k]);
+  for (int k = 0; i < n; i++, k++)
+    acc[k] += fabsf (x[i]);
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
 /* round a value already clamped to a small integer range; NaN becomes 0 so that no path
  * converts a NaN to an integer */
 static inline float
@@ -718,12 +735,8 @@ binary_params (const BlFormatCtx *ctx,
                float             *scratch,
                BlGroupParams     *p)
 {
-  double sum = 0.0;
-
   memset (p, 0, sizeof *p);
-  for (gint64 i = 0; i < n; i++)
-    sum += fabsf (x[i]);
-  p->scale[0] = bl_format_store_scale (ctx->spec.scale_type, n > 0 ? (float) (sum / (double) n) : 0.0f,
+  p->scale[0] = bl_format_store_scale (ctx->spec.scale_type, n > 0 ? (float) (sum_abs (x, n) / (double) n) : 0.0f,
                                        &p->scale_code[0]);
 }
 
@@ -749,6 +762,16 @@ binary_decode (const BlFormatCtx   *ctx,
 {
   for (gint64 i = 0; i < n; i++)
     y[i] = codes[i] ? -p->scale[0] : p->scale[0];
+}
+
+static void
+binary_fake_fast (const BlFormatCtx   *ctx,
+                  const BlGroupParams *p,
+                  const float         *x,
+                  gint64               n,
+                  float               *y)
+{
+  bl_simd_sign (x, n, p->scale[0], y);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -821,13 +844,7 @@ ternary_params (const BlFormatCtx *ctx,
       gamma = lower_median (scratch, n);
     }
   else if (n > 0)
-    {
-      double sum = 0.0;
-
-      for (gint64 i = 0; i < n; i++)
-        sum += fabsf (x[i]);
-      gamma = (float) (sum / (double) n);
-    }
+    gamma = (float) (sum_abs (x, n) / (double) n);
   p->scale[0] = bl_format_store_scale (ctx->spec.scale_type, gamma, &p->scale_code[0]);
 }
 
@@ -860,6 +877,16 @@ ternary_decode (const BlFormatCtx   *ctx,
 {
   for (gint64 i = 0; i < n; i++)
     y[i] = (float) sign_extend (codes[i], 2) * p->scale[0];
+}
+
+static void
+ternary_fake_fast (const BlFormatCtx   *ctx,
+                   const BlGroupParams *p,
+                   const float         *x,
+                   gint64               n,
+                   float               *y)
+{
+  bl_simd_int_rne2 (x, n, p->scale[0] + TERNARY_EPS, p->scale[0], -1.0f, 1.0f, y);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1197,14 +1224,9 @@ mixed_prepare (BlFormatCtx  *ctx,
       gint64 row = g / ctx->groups_per_row;
       gint64 col0 = (g % ctx->groups_per_row) * ctx->group_size;
       gint64 len = MIN (ctx->group_size, ctx->n_cols - col0);
-      const float *v = x + row * ctx->n_cols + col0;
-      float lo = v[0], hi = v[0];
+      float lo, hi;
 
-      for (gint64 i = 1; i < len; i++)
-        {
-          lo = v[i] < lo ? v[i] : lo;
-          hi = v[i] > hi ? v[i] : hi;
-        }
+      bl_simd_minmax (x + row * ctx->n_cols + col0, len, &lo, &hi);
       ranges[g].range = hi - lo;
       ranges[g].index = g;
     }
@@ -1267,6 +1289,18 @@ mixed_encode (const BlFormatCtx   *ctx,
 
       codes[i] = (guint16) ((int) q + p->zero);
     }
+}
+
+static void
+mixed_fake_fast (const BlFormatCtx   *ctx,
+                 const BlGroupParams *p,
+                 const float         *x,
+                 gint64               n,
+                 float               *y)
+{
+  float maxq = (float) ((1 << (p->selector ? 4 : 2)) - 1);
+
+  bl_simd_int_rne (x, n, p->scale[0], 1.0f, 1.0f, (float) -p->zero, maxq - (float) p->zero, y);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1498,13 +1532,14 @@ static const BlFormatTraits traits_table[BL_FORMAT_N_FAMILIES] = {
     .description = "1-bit sign(w) times mean|w| of the channel",
     .examples = binary_examples, .element_bits = 1, .block_size = 0,
     .layout = binary_layout, .params = binary_params, .encode = binary_encode, .decode = binary_decode,
+    .fake_fast = binary_fake_fast,
   },
   [BL_FORMAT_TERNARY] = {
     .family = BL_FORMAT_TERNARY, .name = "ternary",
     .description = "BitNet b1.58 {-1, 0, +1} times mean|W| (absmean) or median|W|",
     .examples = ternary_examples, .element_bits = 2, .block_size = 0,
     .layout = ternary_layout, .params = ternary_params, .encode = ternary_encode, .decode = ternary_decode,
-    .needs_scratch = TRUE,
+    .fake_fast = ternary_fake_fast, .needs_scratch = TRUE,
   },
   [BL_FORMAT_DUAL_BINARY] = {
     .family = BL_FORMAT_DUAL_BINARY, .name = "dual-binary",
@@ -1529,7 +1564,7 @@ static const BlFormatTraits traits_table[BL_FORMAT_N_FAMILIES] = {
     .description = "asymmetric 2-bit groups with the widest-range share of groups kept at 4 bits",
     .examples = mixed_examples, .element_bits = 2, .block_size = 128,
     .layout = mixed_layout, .prepare = mixed_prepare, .params = mixed_params, .encode = mixed_encode,
-    .decode = int_decode,
+    .decode = int_decode, .fake_fast = mixed_fake_fast,
   },
   [BL_FORMAT_BF16] = {
     .family = BL_FORMAT_BF16, .name = "bf16",
