@@ -1194,15 +1194,54 @@ typedef struct
   gint64 index;
 } GroupRange;
 
-static int
-cmp_range_desc (const void *a,
-                const void *b)
+/* the ranking order: wider range first, ties by lower group index (a strict total order, so
+ * the selected set does not depend on how it is found) */
+static inline gboolean
+range_before (const GroupRange *a,
+              const GroupRange *b)
 {
-  const GroupRange *ra = a, *rb = b;
+  if (a->range != b->range)
+    return a->range > b->range;
+  return a->index < b->index;
+}
 
-  if (ra->range != rb->range)
-    return ra->range > rb->range ? -1 : 1;
-  return (ra->index > rb->index) - (ra->index < rb->index);
+/* moves the first @k groups in ranking order to r[0..k), in O(n) on average (quickselect) */
+static void
+select_top (GroupRange *r,
+            gint64      n,
+            gint64      k)
+{
+  gint64 lo = 0, hi = n - 1;
+
+  while (lo < hi && k > 0 && k < n)
+    {
+      GroupRange pivot = r[lo + (hi - lo) / 2];
+      gint64 i = lo, j = hi;
+
+      while (i <= j)
+        {
+          while (range_before (&r[i], &pivot))
+            i++;
+          while (range_before (&pivot, &r[j]))
+            j--;
+          if (i <= j)
+            {
+              GroupRange t = r[i];
+
+              r[i] = r[j];
+              r[j] = t;
+              i++;
+              j--;
+            }
+        }
+      /* r[lo..j] precede r[i..hi]; the boundary k must fall in one part */
+      if (k - 1 <= j)
+        hi = j;
+      else if (k - 1 >= i)
+        lo = i;
+      else
+        break;
+    }
 }
 
 static gboolean
@@ -1231,9 +1270,9 @@ mixed_prepare (BlFormatCtx  *ctx,
       ranges[g].index = g;
     }
   /* rank by range (ties: lower group index first) and promote the top share to 4 bits */
-  qsort (ranges, (size_t) ctx->n_groups, sizeof *ranges, cmp_range_desc);
   n4 = (gint64) floor (ctx->spec.range_percent / 100.0 * (double) ctx->n_groups + 0.5);
   n4 = MIN (n4, ctx->n_groups);
+  select_top (ranges, ctx->n_groups, n4);
   ctx->selectors = g_try_malloc0 ((gsize) ctx->n_groups);
   if (ctx->selectors == NULL)
     {

@@ -1084,6 +1084,53 @@ test_int2_int4 (void)
   g_assert_cmpuint (h.extra_bytes, ==, 2 * 128 * 2 / 8);
   g_assert_cmpfloat_with_epsilon (bl_format_spec_bits_for_shape (&spec, rows, cols),
                                   2.0 + 16.0 * (16 + 4 + 1) / 2048 + 2.0 * 2 * 128 / 2048, 1e-12);
+  /* many groups with tied ranges: the selection is the first 20% in (range desc, index asc) */
+  {
+    const gint64 g_rows = 64, g_cols = 64 * 16, n_groups = 64 * 64;
+    g_autofree float *v = g_new (float, g_rows * g_cols);
+    g_autofree float *out = g_new (float, g_rows * g_cols);
+    g_autofree double *key = g_new (double, n_groups);
+    g_autoptr (GRand) rand = g_rand_new_with_seed (11);
+    BlFormatSpec mixed;
+    gsize msize;
+    g_autofree guint8 *mpacked = NULL;
+    BlPackedHeader mh;
+    gint64 n_top = (gint64) floor (0.2 * n_groups + 0.5), selected = 0;
+
+    for (gint64 i = 0; i < g_rows * g_cols; i++)
+      v[i] = (float) g_rand_int_range (rand, -3, 4) * 0.125f;
+    parse_ok ("int2+int4:g16:range20%", &mixed);
+    msize = bl_format_packed_size (&mixed, g_rows, g_cols);
+    mpacked = g_malloc (msize);
+    g_assert_true (bl_format_quantize (&mixed, v, g_rows, g_cols, mpacked, msize, &error));
+    g_assert_true (bl_format_dequantize (mpacked, msize, out, g_rows * g_cols, &error));
+    g_assert_no_error (error);
+    memcpy (&mh, mpacked, sizeof mh);
+    for (gint64 g = 0; g < n_groups; g++)
+      {
+        float lo = v[g * 16], hi = v[g * 16];
+
+        for (int i = 1; i < 16; i++)
+          {
+            lo = MIN (lo, v[g * 16 + i]);
+            hi = MAX (hi, v[g * 16 + i]);
+          }
+        key[g] = hi - lo;
+      }
+    for (gint64 g = 0; g < n_groups; g++)
+      {
+        /* rank of g: groups with a wider range, or the same range and a lower index */
+        gint64 rank = 0;
+        gboolean sel = bl_bits_get (mpacked + mh.selectors_offset, (guint64) g, 1);
+
+        for (gint64 o = 0; o < n_groups; o++)
+          rank += key[o] > key[g] || (key[o] == key[g] && o < g);
+        g_assert_cmpint (sel, ==, rank < n_top);
+        selected += sel;
+      }
+    g_assert_cmpint (selected, ==, n_top);
+  }
+
   /* 4-bit groups take up to 16 levels, 2-bit groups at most 4 */
   for (int g = 0; g < 16; g++)
     {
