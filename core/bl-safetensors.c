@@ -421,7 +421,9 @@ bl_safetensors_parse_header (const guint8  *buf,
       self->n_tensors = ++n;
     }
 
-  qsort (self->tensors, self->n_tensors, sizeof (BlTensor), compare_offsets);
+  /* qsort must not see the NULL array of a header without tensors (found by fuzzing). */
+  if (self->n_tensors > 1)
+    qsort (self->tensors, self->n_tensors, sizeof (BlTensor), compare_offsets);
   if (!check_overlaps (self, error))
     return NULL;
   for (guint i = 0; i < self->n_tensors; i++)

@@ -411,6 +411,22 @@ test_bad (gconstpointer data)
       g_error ("message “%s” lacks “%s”", error->message, c->needles[i]);
 }
 
+/* A header with no tensors is valid; the fuzzer found that it once passed a NULL array to
+ * qsort (tests/fuzz/corpus-safetensors/empty-header-ws is that input). */
+static void
+test_no_tensors (void)
+{
+  static const guint8 file[] = "\x20\0\0\0\0\0\0\0{\r\r\r\r\r\r\r\r\r\r\r\r\r\r\r"
+                               "\r\r\r\r\r\r\r\r\r\r\r\r\r\r\r}}";
+  g_autoptr(GError) error = NULL;
+  g_autoptr(BlSafetensors) st = NULL;
+
+  st = bl_safetensors_parse_header (file, sizeof file - 1, "empty.safetensors", &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (bl_safetensors_get_n_tensors (st), ==, 0);
+  g_assert_null (bl_safetensors_get_tensor (st, "x"));
+}
+
 int
 main (int    argc,
       char **argv)
@@ -422,6 +438,7 @@ main (int    argc,
   g_test_add_func ("/bitlens/tensor/bf16", test_bf16);
   g_test_add_func ("/bitlens/tensor/unaligned", test_unaligned);
   g_test_add_func ("/bitlens/safetensors/roundtrip-memory", test_roundtrip_memory);
+  g_test_add_func ("/bitlens/safetensors/no-tensors", test_no_tensors);
   g_test_add_func ("/bitlens/safetensors/roundtrip-file", test_roundtrip_file);
   g_test_add_func ("/bitlens/safetensors/scalar-and-empty", test_scalar_and_empty);
   for (guint i = 0; i < G_N_ELEMENTS (bad_cases); i++)
