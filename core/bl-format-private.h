@@ -55,6 +55,7 @@ typedef struct
   BlGroupParams tensor_params;
   guint8 *selectors;          /* int2+int4: 1 for the 4-bit groups, owned */
   gint64 n_selected;
+  int prepare_threads;        /* threads the tensor-level pass may use; 1 elsewhere */
 } BlFormatCtx;
 
 struct _BlFormatTraits
@@ -106,6 +107,10 @@ struct _BlFormatTraits
 };
 
 const BlFormatTraits *bl_format_traits_lookup (BlFormatFamily family);
+
+float       bl_format_parallel_amax           (const float        *x,
+                                               gint64              n,
+                                               int                 n_threads);
 
 BlRounding  bl_format_spec_default_rounding   (const BlFormatSpec *spec);
 BlScaleType bl_format_spec_default_scale_type (const BlFormatSpec *spec);

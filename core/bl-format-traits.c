@@ -54,6 +54,15 @@ group_amax (const float *x,
   return bl_simd_amax (x, n);
 }
 
+/* the same over a tensor-level group, on the threads the tensor pass may use */
+static inline float
+ctx_amax (const BlFormatCtx *ctx,
+          const float       *x,
+          gint64             n)
+{
+  return bl_format_parallel_amax (x, n, ctx->prepare_threads);
+}
+
 /* Σ|x| in double with eight independent accumulators combined pairwise: a fixed order (so
  * every path agrees) without one long chain of dependent additions */
 static double
@@ -220,7 +229,7 @@ int_params (const BlFormatCtx *ctx,
     {
     case BL_INT_GPTQ:
       /* quant.py (sym): s = 2·absmax/maxq, zero = (maxq+1)/2 */
-      amax = (float) shrink * group_amax (x, n);
+      amax = (float) shrink * ctx_amax (ctx, x, n);
       s = 2.0f * amax / maxq;
       p->scale[0] = bl_format_store_scale (ctx->spec.scale_type, s, &p->scale_code[0]);
       p->zero = 1 << (b - 1);
@@ -254,7 +263,7 @@ int_params (const BlFormatCtx *ctx,
       break;
     case BL_INT_ABSMAX:
     default:
-      amax = (float) shrink * group_amax (x, n);
+      amax = (float) shrink * ctx_amax (ctx, x, n);
       s = amax / (half - 1.0f);
       p->scale[0] = bl_format_store_scale (ctx->spec.scale_type, s, &p->scale_code[0]);
       p->zero = 1 << (b - 1);
@@ -362,7 +371,7 @@ fp_params (const BlFormatCtx *ctx,
            float             *scratch,
            BlGroupParams     *p)
 {
-  float amax = (float) shrink * group_amax (x, n);
+  float amax = (float) shrink * ctx_amax (ctx, x, n);
 
   memset (p, 0, sizeof *p);
   p->scale[0] = bl_format_store_scale (ctx->spec.scale_type, amax / ctx->elem.max_finite,
@@ -536,7 +545,7 @@ nv_prepare (BlFormatCtx  *ctx,
             const float  *x,
             GError      **error)
 {
-  float amax = group_amax (x, ctx->n_rows * ctx->n_cols);
+  float amax = ctx_amax (ctx, x, ctx->n_rows * ctx->n_cols);
 
   /* step 1: s_T = amax_tensor / (448 · 6), torchao per_tensor_amax_to_scale; NVINT4 uses
    * its element maximum 7 in place of 6 (methods.md §2: s_t = max(s)/448, s = amax/Qmax) */
@@ -648,7 +657,7 @@ nf4_params (const BlFormatCtx *ctx,
             BlGroupParams     *p)
 {
   memset (p, 0, sizeof *p);
-  p->scale[0] = bl_format_store_scale (ctx->spec.scale_type, (float) shrink * group_amax (x, n),
+  p->scale[0] = bl_format_store_scale (ctx->spec.scale_type, (float) shrink * ctx_amax (ctx, x, n),
                                        &p->scale_code[0]);
 }
 

@@ -296,6 +296,7 @@ ctx_setup (BlFormatCtx        *ctx,
   geometry (spec, n_rows, n_cols, &ctx->group_size, &ctx->groups_per_row, &ctx->n_groups);
   ctx->tensor_group = spec->granularity == BL_GRANULARITY_TENSOR;
   ctx->tensor_scale = 1.0f;
+  ctx->prepare_threads = 1;
 }
 
 /* Σ (decode(encode(x)) − x)², through the reference pair */
@@ -432,7 +433,6 @@ typedef struct
   gint64 end;
   gboolean fast;
   float *scratch;
-  JobBatch *batch;
 } FakeJob;
 
 static void
@@ -494,17 +494,25 @@ fake_job_run (FakeJob *job)
     }
 }
 
+/* one task of a parallel run: @run(@task), then the batch is told */
+typedef struct
+{
+  void (*run) (gpointer task);
+  gpointer task;
+  JobBatch *batch;
+} PoolItem;
+
 static void
 pool_run (gpointer data,
           gpointer user_data)
 {
-  FakeJob *job = data;
+  PoolItem *item = data;
 
-  fake_job_run (job);
-  g_mutex_lock (&job->batch->lock);
-  if (--job->batch->pending == 0)
-    g_cond_signal (&job->batch->done);
-  g_mutex_unlock (&job->batch->lock);
+  item->run (item->task);
+  g_mutex_lock (&item->batch->lock);
+  if (--item->batch->pending == 0)
+    g_cond_signal (&item->batch->done);
+  g_mutex_unlock (&item->batch->lock);
 }
 
 /* One process-wide pool: its idle threads are reused across calls, so fake-quantizing many
@@ -523,6 +531,96 @@ worker_pool (void)
   return pool;
 }
 
+/* runs @run on each of the @n tasks of @tasks (@task_size bytes apart): the first in the
+ * calling thread, the others on the pool, and returns when all are done */
+static void
+run_parallel (void     (*run) (gpointer task),
+              gpointer   tasks,
+              gsize      task_size,
+              int        n)
+{
+  g_autofree PoolItem *items = g_new (PoolItem, n);
+  JobBatch batch;
+
+  g_mutex_init (&batch.lock);
+  g_cond_init (&batch.done);
+  batch.pending = n - 1;
+  for (int t = 1; t < n; t++)
+    {
+      items[t] = (PoolItem) { run, (guint8 *) tasks + task_size * (gsize) t, &batch };
+      g_thread_pool_push (worker_pool (), &items[t], NULL);
+    }
+  run (tasks);
+  g_mutex_lock (&batch.lock);
+  while (batch.pending > 0)
+    g_cond_wait (&batch.done, &batch.lock);
+  g_mutex_unlock (&batch.lock);
+  g_mutex_clear (&batch.lock);
+  g_cond_clear (&batch.done);
+}
+
+typedef struct
+{
+  const float *x;
+  gint64 n;
+  float amax;
+} AmaxTask;
+
+static void
+amax_task_run (gpointer data)
+{
+  AmaxTask *task = data;
+
+  task->amax = bl_simd_amax (task->x, task->n);
+}
+
+/**
+ * bl_format_parallel_amax:
+ * @x: (array): values
+ * @n: how many
+ * @n_threads: threads to use
+ *
+ * max |x| over a whole tensor, split over threads; exact, so the split changes nothing.
+ *
+ * Returns: the maximum (NaN if any value is NaN)
+ */
+float
+bl_format_parallel_amax (const float *x,
+                         gint64       n,
+                         int          n_threads)
+{
+  g_autofree AmaxTask *tasks = NULL;
+  gint64 per;
+  guint32 best = 0;
+
+  if (n_threads <= 1 || n < 65536)
+    return bl_simd_amax (x, n);
+  tasks = g_new (AmaxTask, n_threads);
+  per = (n + n_threads - 1) / n_threads;
+  for (int t = 0; t < n_threads; t++)
+    tasks[t] = (AmaxTask) { x + MIN (n, per * t), MIN (n, per * (t + 1)) - MIN (n, per * t), 0.0f };
+  run_parallel (amax_task_run, tasks, sizeof *tasks, n_threads);
+  for (int t = 0; t < n_threads; t++)
+    {
+      guint32 b;
+
+      memcpy (&b, &tasks[t].amax, sizeof b);
+      best = b > best ? b : best;
+    }
+  {
+    float r;
+
+    memcpy (&r, &best, sizeof r);
+    return r;
+  }
+}
+
+static void
+fake_job_task (gpointer data)
+{
+  fake_job_run (data);
+}
+
 static gboolean
 fake_quant (const BlFormatSpec *spec,
             const float        *src,
@@ -536,7 +634,6 @@ fake_quant (const BlFormatSpec *spec,
   g_auto (BlFormatCtx) ctx = { 0 };
   g_autofree FakeJob *jobs = NULL;
   g_autofree float *scratch = NULL;
-  JobBatch batch;
   BlSimdRow row;
   gint64 units, per;
   gboolean fast, use_row;
@@ -544,8 +641,11 @@ fake_quant (const BlFormatSpec *spec,
   if (!check_shape (n_rows, n_cols, error))
     return FALSE;
   ctx_setup (&ctx, spec, n_rows, n_cols);
+  /* the tensor-level statistics may use the threads; the per-group work never nests them */
+  ctx.prepare_threads = MAX (n_threads, 1);
   if (!ctx_prepare (&ctx, src, error))
     return FALSE;
+  ctx.prepare_threads = 1;
 
   fast = allow_fast && ctx.traits->fake_fast != NULL
          && spec->rounding == bl_format_spec_default_rounding (spec);
@@ -568,9 +668,6 @@ fake_quant (const BlFormatSpec *spec,
           return FALSE;
         }
     }
-  g_mutex_init (&batch.lock);
-  g_cond_init (&batch.done);
-  batch.pending = n_threads - 1;
   for (int t = 0; t < n_threads; t++)
     {
       FakeJob *job = &jobs[t];
@@ -588,17 +685,8 @@ fake_quant (const BlFormatSpec *spec,
         }
       job->fast = fast;
       job->scratch = scratch != NULL ? scratch + ctx.group_size * t : NULL;
-      job->batch = &batch;
-      if (t > 0)
-        g_thread_pool_push (worker_pool (), job, NULL);
     }
-  fake_job_run (&jobs[0]);
-  g_mutex_lock (&batch.lock);
-  while (batch.pending > 0)
-    g_cond_wait (&batch.done, &batch.lock);
-  g_mutex_unlock (&batch.lock);
-  g_mutex_clear (&batch.lock);
-  g_cond_clear (&batch.done);
+  run_parallel (fake_job_task, jobs, sizeof *jobs, n_threads);
   return TRUE;
 }
 
