@@ -1182,10 +1182,16 @@ check_all_paths (const char *str,
   g_assert_true (bl_format_dequantize (packed, size, deq, n, &error));
   g_assert_no_error (error);
 
-  what = g_strdup_printf ("%s %" G_GINT64_FORMAT "×%" G_GINT64_FORMAT, str, rows, cols);
+  what = g_strdup_printf ("%s %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT, str, rows, cols);
   assert_same_bits (ref, fast1, n, what);
   assert_same_bits (ref, fast3, n, what);
   assert_same_bits (ref, deq, n, what);
+
+  /* in place */
+  memcpy (fast1, x, sizeof (float) * n);
+  g_assert_true (bl_format_fake_quant (&spec, fast1, fast1, rows, cols, 2, &error));
+  g_assert_no_error (error);
+  assert_same_bits (ref, fast1, n, what);
 }
 
 static void
