@@ -300,6 +300,18 @@ cpu_buffer_map (gpointer  data,
 }
 
 static gboolean
+range_error (BlBuffer  *buffer,
+             size_t     offset,
+             size_t     n,
+             GError   **error)
+{
+  g_set_error (error, BL_ERROR, BL_ERROR_INVALID_ARGUMENT,
+               "Elements %" G_GSIZE_FORMAT "…%" G_GSIZE_FORMAT " are outside a CPU buffer of %"
+               G_GSIZE_FORMAT, offset, offset + n, ((CpuBuffer *) buffer)->n);
+  return FALSE;
+}
+
+static gboolean
 cpu_upload (gpointer     data,
             BlBuffer    *dst,
             size_t       offset,
@@ -307,7 +319,8 @@ cpu_upload (gpointer     data,
             size_t       n,
             GError     **error)
 {
-  g_return_val_if_fail (offset + n <= ((CpuBuffer *) dst)->n, FALSE);
+  if (offset + n > ((CpuBuffer *) dst)->n)
+    return range_error (dst, offset, n, error);
   memcpy (BUF (dst) + offset, src, n * sizeof (float));
   return TRUE;
 }
@@ -320,7 +333,8 @@ cpu_download (gpointer  data,
               size_t    n,
               GError  **error)
 {
-  g_return_val_if_fail (offset + n <= ((CpuBuffer *) src)->n, FALSE);
+  if (offset + n > ((CpuBuffer *) src)->n)
+    return range_error (src, offset, n, error);
   memcpy (dst, BUF (src) + offset, n * sizeof (float));
   return TRUE;
 }

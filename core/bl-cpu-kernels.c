@@ -16,14 +16,18 @@
 
 /* the helpers take and return 32-byte vectors but are always inlined, so the AVX calling
  * convention GCC warns about never applies */
-#if defined(__GNUC__) && !defined(__clang__)
+#if defined(__clang__)
+#pragma clang diagnostic ignored "-Wpsabi"
+#elif defined(__GNUC__)
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
 
 typedef float v8f __attribute__ ((vector_size (32)));
 typedef gint32 v8i __attribute__ ((vector_size (32)));
 
-#if defined(__x86_64__)
+/* Clang before 16 names the dispatcher "f.ifunc" instead of "f", so callers in other files
+ * do not link; it gets the baseline build only. */
+#if defined(__x86_64__) && (!defined(__clang__) || __clang_major__ >= 16)
 #define CLONES __attribute__ ((target_clones ("arch=x86-64-v4", "avx2", "default")))
 #else
 #define CLONES
@@ -174,9 +178,13 @@ sum_exp_loop (float   *p,
   return sum;
 }
 
-CLONES void
-bl_cpu_softmax_row (float *p,
-                    int    n)
+/* The loops are always-inline helpers and the exported functions below only call them: the
+ * vector code must not sit in a target_clones function's own body, where Clang rejects
+ * 32-byte vector values for the baseline clone. */
+
+INLINE void
+softmax_row_loop (float *p,
+                  int    n)
 {
   float max = max_loop (p, n, -INFINITY);
   float inv = (float) (1.0 / sum_exp_loop (p, n, max, TRUE));
@@ -189,11 +197,11 @@ bl_cpu_softmax_row (float *p,
     p[j] *= inv;
 }
 
-CLONES void
-bl_cpu_logsumexp_update (const float *l,
-                         int          n,
-                         float       *max,
-                         double      *sum)
+INLINE void
+logsumexp_update_loop (const float *l,
+                       int          n,
+                       float       *max,
+                       double      *sum)
 {
   float m = max_loop (l, n, *max);
   double earlier;
@@ -206,11 +214,11 @@ bl_cpu_logsumexp_update (const float *l,
   *max = m;
 }
 
-CLONES void
-bl_cpu_swiglu (float       *out,
-               const float *gate,
-               const float *up,
-               gint64       n)
+INLINE void
+swiglu_loop (float       *out,
+             const float *gate,
+             const float *up,
+             gint64       n)
 {
   gint64 i = 0;
 
@@ -223,6 +231,31 @@ bl_cpu_swiglu (float       *out,
     }
   for (; i < n; i++)
     out[i] = gate[i] / (1.0f + exp1 (-gate[i])) * up[i];
+}
+
+CLONES void
+bl_cpu_softmax_row (float *p,
+                    int    n)
+{
+  softmax_row_loop (p, n);
+}
+
+CLONES void
+bl_cpu_logsumexp_update (const float *l,
+                         int          n,
+                         float       *max,
+                         double      *sum)
+{
+  logsumexp_update_loop (l, n, max, sum);
+}
+
+CLONES void
+bl_cpu_swiglu (float       *out,
+               const float *gate,
+               const float *up,
+               gint64       n)
+{
+  swiglu_loop (out, gate, up, n);
 }
 
 float

@@ -3,6 +3,7 @@
  * SPDX-License-Identifier: GPL-3.0-or-later
  */
 #include <float.h>
+#include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 #include <math.h>
 #include <string.h>
@@ -618,6 +619,55 @@ test_invalid_arguments (void)
   g_assert_no_error (error);
 }
 
+/* A config that disagrees with a tensor's shape is refused, naming the tensor. */
+static void
+test_shape_mismatch (void)
+{
+  g_autofree char *src = g_test_build_filename (G_TEST_DIST, "fixtures", "tiny-llama",
+                                                "qwen2-gqa", NULL);
+  g_autofree char *dir = g_dir_make_tmp ("bitlens-engine-XXXXXX", NULL);
+  g_autofree char *config_src = g_build_filename (src, "config.json", NULL);
+  g_autofree char *weights_src = g_build_filename (src, "model.safetensors", NULL);
+  g_autofree char *config_dst = g_build_filename (dir, "config.json", NULL);
+  g_autofree char *weights_dst = g_build_filename (dir, "model.safetensors", NULL);
+  g_autofree char *config = NULL;
+  g_autofree char *weights = NULL;
+  g_autoptr(GString) edited = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(BlModel) model = NULL;
+  g_autoptr(BlBackend) backend = cpu_backend_new ();
+  g_autoptr(BlEngine) engine = NULL;
+  gsize weights_len;
+
+  g_assert_true (g_file_get_contents (config_src, &config, NULL, NULL));
+  g_assert_true (g_file_get_contents (weights_src, &weights, &weights_len, NULL));
+  edited = g_string_new (config);
+  g_assert_cmpuint (g_string_replace (edited, "\"intermediate_size\": 80",
+                                      "\"intermediate_size\": 96", 1), ==, 1);
+  g_assert_true (g_file_set_contents (config_dst, edited->str, -1, NULL));
+  g_assert_true (g_file_set_contents (weights_dst, weights, weights_len, NULL));
+
+  model = bl_model_load (dir, NULL, &error);
+  if (model != NULL)
+    {
+      engine = bl_engine_new (model, backend, NULL, &error);
+      g_assert_null (engine);
+      g_assert_error (error, BL_ERROR, BL_ERROR_CORRUPT_FILE);
+      g_assert_nonnull (strstr (error->message, "model.layers.0.mlp.gate_proj.weight"));
+      g_test_message ("engine refused it: %s", error->message);
+    }
+  else
+    {
+      /* the loader may check the shapes itself; then it must say so */
+      g_assert_error (error, BL_ERROR, BL_ERROR_CORRUPT_FILE);
+      g_test_message ("loader refused it: %s", error->message);
+    }
+
+  g_unlink (config_dst);
+  g_unlink (weights_dst);
+  g_rmdir (dir);
+}
+
 /* Backend registry */
 
 static gpointer
@@ -903,6 +953,7 @@ main (int   argc,
   g_test_add_func ("/bitlens/engine/hooks/activation", test_hook_activation);
   g_test_add_func ("/bitlens/engine/cancel", test_cancel);
   g_test_add_func ("/bitlens/engine/invalid-arguments", test_invalid_arguments);
+  g_test_add_func ("/bitlens/engine/shape-mismatch", test_shape_mismatch);
   g_test_add_func ("/bitlens/backend/registry", test_registry);
   g_test_add_func ("/bitlens/backend/cpu/attention", test_cpu_attention);
   g_test_add_func ("/bitlens/backend/cpu/matmul-nll", test_cpu_matmul_nll);
