@@ -593,6 +593,61 @@ bl_simd_int_rne2 (const float *x,
     }
 }
 
+/* dual-binary: the nearest of the four sums c₀·a1 + c₁·a2, ties to the smaller magnitude
+ * and then the lower code, exactly as the reference encoder decides */
+BL_SIMD_CLONES void
+bl_simd_dual (const float *x,
+              gint64       n,
+              float        a1,
+              float        a2,
+              float       *y)
+{
+  float vals[4];
+  v8f v8[4], m8[4];
+  gint64 i = 0;
+
+  for (int c = 0; c < 4; c++)
+    {
+      vals[c] = (float) (c & 1) * a1 + (float) (c >> 1) * a2;
+      v8[c] = splat (vals[c]);
+      m8[c] = splat (fabsf (vals[c]));
+    }
+  for (; i + 8 <= n; i += 8)
+    {
+      v8f xv = load8 (x + i);
+      v8f best = v8[0], best_m = m8[0];
+      v8f best_d = (v8f) ((v8u) (xv - v8[0]) & splatu (0x7fffffffu));
+
+      for (int c = 1; c < 4; c++)
+        {
+          v8f d = (v8f) ((v8u) (xv - v8[c]) & splatu (0x7fffffffu));
+          v8i take = (d < best_d) | ((d == best_d) & (m8[c] < best_m));
+
+          best = select8 (take, v8[c], best);
+          best_m = select8 (take, m8[c], best_m);
+          best_d = select8 (take, d, best_d);
+        }
+      store8 (y + i, best);
+    }
+  for (; i < n; i++)
+    {
+      int best = 0;
+      float best_d = fabsf (x[i] - vals[0]);
+
+      for (int c = 1; c < 4; c++)
+        {
+          float d = fabsf (x[i] - vals[c]);
+
+          if (d < best_d || (d == best_d && fabsf (vals[c]) < fabsf (vals[best])))
+            {
+              best = c;
+              best_d = d;
+            }
+        }
+      y[i] = vals[best];
+    }
+}
+
 /* binary: y = x < 0 ? −s : s */
 BL_SIMD_CLONES void
 bl_simd_sign (const float *x,

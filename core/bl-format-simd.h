@@ -88,6 +88,11 @@ void  bl_simd_int_rne2 (const float      *x,
                         float             lo,
                         float             hi,
                         float            *y);
+void  bl_simd_dual     (const float      *x,
+                        gint64            n,
+                        float             a1,
+                        float             a2,
+                        float            *y);
 void  bl_simd_sign     (const float      *x,
                         gint64            n,
                         float             s,

@@ -987,6 +987,16 @@ dual_decode (const BlFormatCtx   *ctx,
     y[i] = (float) (codes[i] & 1) * p->scale[0] + (float) (codes[i] >> 1) * p->scale[1];
 }
 
+static void
+dual_fake_fast (const BlFormatCtx   *ctx,
+                const BlGroupParams *p,
+                const float         *x,
+                gint64               n,
+                float               *y)
+{
+  bl_simd_dual (x, n, p->scale[0], p->scale[1], y);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* complex-2bit: iFairy PhaseQuant on pairs (w[2k] + i·w[2k+1]) (methods.md §13d) */
 
@@ -1594,6 +1604,7 @@ static const BlFormatTraits traits_table[BL_FORMAT_N_FAMILIES] = {
     .description = "DB-LLM dual binarization: two scaled binary planes per weight",
     .examples = dual_examples, .element_bits = 2, .block_size = 0,
     .layout = dual_layout, .params = dual_params, .encode = dual_encode, .decode = dual_decode,
+    .fake_fast = dual_fake_fast,
   },
   [BL_FORMAT_COMPLEX_2BIT] = {
     .family = BL_FORMAT_COMPLEX_2BIT, .name = "complex-2bit",
