@@ -86,6 +86,11 @@ splat (float f)
 #define select8(mask, a, b) \
   ((v8f) (((v8u) (a) & (v8u) (mask)) | ((v8u) (b) & ~(v8u) (mask))))
 
+/* lane maximum of |x| bit patterns: their top bit is clear, so the signed comparison (one
+ * vpmaxsd, where unsigned would need a sign flip on AVX2) orders them the same */
+#define umax8(a, b) \
+  ({ v8i umax8_a_ = (v8i) (a), umax8_b_ = (v8i) (b); (v8u) select8 (umax8_a_ > umax8_b_, (v8f) umax8_a_, (v8f) umax8_b_); })
+
 /* v < lo ? lo : (v > hi ? hi : v): NaN passes through, as in the scalar clampf */
 #define clamp8(v, lo, hi) \
   ({ v8f clamp8_v_ = (v), clamp8_lo_ = (lo), clamp8_hi_ = (hi); \
@@ -135,13 +140,14 @@ amax_loop (const float *x,
 
   for (; i + 8 <= n; i += 8)
     {
-      v8u b = (v8u) load8 (x + i) & splatu (0x7fffffffu);
+      v8i b = (v8i) ((v8u) load8 (x + i) & splatu (0x7fffffffu));
 
-      m8 = (v8u) select8 ((v8i) (b > m8), (v8f) b, (v8f) m8);
+      /* signed comparison: the top bit is clear */
+      m8 = (v8u) select8 (b > (v8i) m8, (v8f) b, (v8f) m8);
     }
-  m8 = (v8u) select8 ((v8i) (SHUF8 (m8, 4, 5, 6, 7, 0, 1, 2, 3) > m8), (v8f) SHUF8 (m8, 4, 5, 6, 7, 0, 1, 2, 3), (v8f) m8);
-  m8 = (v8u) select8 ((v8i) (SHUF8 (m8, 2, 3, 0, 1, 6, 7, 4, 5) > m8), (v8f) SHUF8 (m8, 2, 3, 0, 1, 6, 7, 4, 5), (v8f) m8);
-  m8 = (v8u) select8 ((v8i) (SHUF8 (m8, 1, 0, 3, 2, 5, 4, 7, 6) > m8), (v8f) SHUF8 (m8, 1, 0, 3, 2, 5, 4, 7, 6), (v8f) m8);
+  m8 = umax8 (SHUF8 (m8, 4, 5, 6, 7, 0, 1, 2, 3), m8);
+  m8 = umax8 (SHUF8 (m8, 2, 3, 0, 1, 6, 7, 4, 5), m8);
+  m8 = umax8 (SHUF8 (m8, 1, 0, 3, 2, 5, 4, 7, 6), m8);
   m = m8[0];
   for (; i < n; i++)
     {
@@ -371,7 +377,7 @@ fp_loop_impl (const BlSimdFp *f,
               gboolean        inv_exact,
               gboolean        bounded)
 {
-  const v8f s8 = splat (s), inv8 = splat (1.0f / s), lo8 = splat (lo), hi8 = splat (hi);
+  const v8f s8 = splat (s), inv8 = inv_exact ? splat (1.0f / s) : s8, lo8 = splat (lo), hi8 = splat (hi);
   gint64 i = 0;
 
   for (; i + 8 <= n; i += 8)
@@ -858,10 +864,6 @@ group_elements (const BlSimdRow *r,
     }
 }
 
-/* unsigned lane maximum */
-#define umax8(a, b) \
-  ({ v8u umax8_a_ = (a), umax8_b_ = (b); (v8u) select8 ((v8i) (umax8_a_ > umax8_b_), (v8f) umax8_a_, (v8f) umax8_b_); })
-
 /* Eight groups of @gs (a multiple of 8) at once: their |x| maxima as one vector. Each group's
  * lanes are reduced, then the eight partial vectors are folded together pairwise, so lane k
  * ends up holding group k's maximum (the same bit-pattern maximum amax_loop computes). */
@@ -922,7 +924,9 @@ group_scale8 (const BlSimdRow *r,
               gint64           gs,
               float           *out_s)
 {
-  v8f amax = splat (r->shrink) * amax8_groups (x, gs);
+  /* the NVFP4 and MX block sizes as constants, so their reduction loops unroll */
+  v8f amax = splat (r->shrink) * (gs == 16 ? amax8_groups (x, 16) : gs == 32 ? amax8_groups (x, 32)
+                                                                            : amax8_groups (x, gs));
   v8f total;
 
   if (r->kind == BL_SIMD_ROW_NVFP4 || r->kind == BL_SIMD_ROW_NVINT4)
@@ -985,11 +989,31 @@ bl_simd_fake_row (const BlSimdRow *r,
           aux[g] = 0.0f;
           group_scale (r, x + off, MIN (group_size, n - off), &s[g], &aux[g]);
         }
-      for (int k = 0; k < n_groups; k++)
+      g = 0;
+      if (r->kind == BL_SIMD_ROW_NVFP4 && group_size % 8 == 0)
         {
-          gint64 off = base + k * group_size;
+          /* NVFP4's blocks are two vectors: one loop over the chunk, constants hoisted */
+          const v8f lo8 = splat (-6.0f), hi8 = splat (6.0f);
 
-          group_elements (r, &c, x + off, MIN (group_size, n - off), s[k], aux[k], y + off);
+          for (; g < n_groups && base + (g + 1) * group_size <= n; g++)
+            {
+              const v8f s8 = splat (s[g]);
+              const float *xg = x + base + g * group_size;
+              float *yg = y + base + g * group_size;
+
+              for (gint64 i = 0; i < group_size; i += 8)
+                {
+                  v8f v = clamp8 (load8 (xg + i) / s8, lo8, hi8);
+
+                  store8 (yg + i, fp_round8 (&c, &v, FALSE, TRUE) * s8);
+                }
+            }
+        }
+      for (; g < n_groups; g++)
+        {
+          gint64 off = base + g * group_size;
+
+          group_elements (r, &c, x + off, MIN (group_size, n - off), s[g], aux[g], y + off);
         }
     }
 }
