@@ -25,7 +25,9 @@
 
 /* the helpers take and return 32-byte vectors but are always inlined, so the AVX calling
  * convention GCC warns about never applies */
-#if defined(__GNUC__) && !defined(__clang__)
+#if defined(__clang__)
+#pragma clang diagnostic ignored "-Wpsabi"
+#elif defined(__GNUC__)
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
 
@@ -46,7 +48,13 @@ typedef guint32 v8u __attribute__ ((vector_size (32)));
 #endif
 
 
+/* Clang before 16 names a target_clones dispatcher "f.ifunc", which callers in other files do
+ * not link against: there (and off x86-64) the baseline build is the only one */
+#if defined(__x86_64__) && (!defined(__clang__) || __clang_major__ >= 16)
 #define BL_SIMD_CLONES __attribute__ ((target_clones ("arch=x86-64-v4", "avx2", "default")))
+#else
+#define BL_SIMD_CLONES
+#endif
 #define BL_SIMD_INLINE static inline __attribute__ ((always_inline))
 
 BL_SIMD_INLINE v8f
@@ -571,14 +579,14 @@ bl_simd_int_rne (const float *x,
 }
 
 /* y = RNE(clamp(nan→0(x/d), lo, hi)) · m (ternary: d = γ + ε, m = γ) */
-BL_SIMD_CLONES void
-bl_simd_int_rne2 (const float *x,
-                  gint64       n,
-                  float        d,
-                  float        m,
-                  float        lo,
-                  float        hi,
-                  float       *y)
+BL_SIMD_INLINE void
+int_rne2_loop (const float *x,
+               gint64       n,
+               float        d,
+               float        m,
+               float        lo,
+               float        hi,
+               float       *y)
 {
   const v8f magic = splat (12582912.0f), zero = splat (0.0f);
   const v8f d8 = splat (d), m8 = splat (m), lo8 = splat (lo), hi8 = splat (hi);
@@ -599,14 +607,26 @@ bl_simd_int_rne2 (const float *x,
     }
 }
 
+BL_SIMD_CLONES void
+bl_simd_int_rne2 (const float *x,
+                  gint64       n,
+                  float        d,
+                  float        m,
+                  float        lo,
+                  float        hi,
+                  float       *y)
+{
+  int_rne2_loop (x, n, d, m, lo, hi, y);
+}
+
 /* dual-binary: the nearest of the four sums c₀·a1 + c₁·a2, ties to the smaller magnitude
  * and then the lower code, exactly as the reference encoder decides */
-BL_SIMD_CLONES void
-bl_simd_dual (const float *x,
-              gint64       n,
-              float        a1,
-              float        a2,
-              float       *y)
+BL_SIMD_INLINE void
+dual_loop (const float *x,
+           gint64       n,
+           float        a1,
+           float        a2,
+           float       *y)
 {
   float vals[4];
   v8f v8[4], m8[4];
@@ -654,12 +674,22 @@ bl_simd_dual (const float *x,
     }
 }
 
-/* binary: y = x < 0 ? −s : s */
 BL_SIMD_CLONES void
-bl_simd_sign (const float *x,
+bl_simd_dual (const float *x,
               gint64       n,
-              float        s,
+              float        a1,
+              float        a2,
               float       *y)
+{
+  dual_loop (x, n, a1, a2, y);
+}
+
+/* binary: y = x < 0 ? −s : s */
+BL_SIMD_INLINE void
+sign_loop (const float *x,
+           gint64       n,
+           float        s,
+           float       *y)
 {
   const v8f pos = splat (s), neg = splat (-s), zero = splat (0.0f);
   gint64 i = 0;
@@ -668,6 +698,15 @@ bl_simd_sign (const float *x,
     store8 (y + i, select8 (load8 (x + i) < zero, neg, pos));
   for (; i < n; i++)
     y[i] = x[i] < 0.0f ? -s : s;
+}
+
+BL_SIMD_CLONES void
+bl_simd_sign (const float *x,
+              gint64       n,
+              float        s,
+              float       *y)
+{
+  sign_loop (x, n, s, y);
 }
 
 BL_SIMD_CLONES void
@@ -683,6 +722,21 @@ bl_simd_q4_0 (const float *x,
   q4_0_loop (x, n, id, bias, maxq, z, s, y);
 }
 
+BL_SIMD_INLINE void
+fp_span (const BlSimdFp *f,
+         const float    *x,
+         gint64          n,
+         float           s,
+         float           lo,
+         float           hi,
+         float          *y)
+{
+  Fp8 c;
+
+  fp8_init (&c, f);
+  fp_loop (f, &c, x, n, s, lo, hi, y);
+}
+
 BL_SIMD_CLONES void
 bl_simd_fp (const BlSimdFp *f,
             const float    *x,
@@ -692,10 +746,7 @@ bl_simd_fp (const BlSimdFp *f,
             float           hi,
             float          *y)
 {
-  Fp8 c;
-
-  fp8_init (&c, f);
-  fp_loop (f, &c, x, n, s, lo, hi, y);
+  fp_span (f, x, n, s, lo, hi, y);
 }
 
 BL_SIMD_CLONES void
@@ -958,12 +1009,12 @@ group_scale8 (const BlSimdRow *r,
   memcpy (out_s, &total, sizeof total);
 }
 
-BL_SIMD_CLONES void
-bl_simd_fake_row (const BlSimdRow *r,
-                  const float     *x,
-                  gint64           n,
-                  gint64           group_size,
-                  float           *y)
+BL_SIMD_INLINE void
+fake_row_loop (const BlSimdRow *r,
+               const float     *x,
+               gint64           n,
+               gint64           group_size,
+               float           *y)
 {
   Fp8 c;
   float s[ROW_CHUNK], aux[ROW_CHUNK];
@@ -1016,4 +1067,14 @@ bl_simd_fake_row (const BlSimdRow *r,
           group_elements (r, &c, x + off, MIN (group_size, n - off), s[g], aux[g], y + off);
         }
     }
+}
+
+BL_SIMD_CLONES void
+bl_simd_fake_row (const BlSimdRow *r,
+                  const float     *x,
+                  gint64           n,
+                  gint64           group_size,
+                  float           *y)
+{
+  fake_row_loop (r, x, n, group_size, y);
 }

@@ -28,15 +28,6 @@
 /* ------------------------------------------------------------------------------------------ */
 /* small helpers */
 
-static inline guint32
-fbits (float x)
-{
-  guint32 u;
-
-  memcpy (&u, &x, sizeof u);
-  return u;
-}
-
 static inline float
 ffrom (guint32 u)
 {
