@@ -1,0 +1,371 @@
+/* bl-cli-zeroshot.c: `bitlens-cli zeroshot`, zero-shot accuracy and calibration on a task
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#include "config.h"
+
+#include <glib-unix.h>
+#include <json-glib/json-glib.h>
+#include <math.h>
+#include <signal.h>
+
+#include "bitlens.h"
+#include "bl-mc.h"
+#include "bl-zeroshot.h"
+#include "bl-cli.h"
+#include "bl-cli-commands.h"
+
+/* The task files live in $BITLENS_DATASETS_DIR, else in $BITLENS_SHARED_DIR/datasets, else
+ * in ../shared/datasets beside the source tree (the layout of the shared data). */
+static char *
+default_datasets_dir (void)
+{
+  const char *env = g_getenv ("BITLENS_DATASETS_DIR");
+
+  if (env != NULL && *env != '\0')
+    return g_strdup (env);
+  env = g_getenv ("BITLENS_SHARED_DIR");
+  if (env != NULL && *env != '\0')
+    return g_build_filename (env, "datasets", NULL);
+  return g_build_filename (BITLENS_SOURCE_DIR, "..", "shared", "datasets", NULL);
+}
+
+typedef struct
+{
+  GMainLoop *loop;
+  GCancellable *cancellable;
+  gboolean ok;
+  GError *error;
+  guint report_every;
+} ZeroshotState;
+
+static void
+on_item_done (BlZeroshot *zs,
+              guint       n_done,
+              gpointer    user_data)
+{
+  ZeroshotState *st = user_data;
+  guint n = bl_zeroshot_get_n_items (zs);
+  BlZeroshotMetrics m;
+
+  if (n_done % st->report_every != 0 && n_done != n)
+    return;
+  bl_zeroshot_get_metrics (zs, &m);
+  g_printerr ("item %u/%u: acc %.4f, 95%% CI [%.4f, %.4f] (%.1f items/s)\n", n_done, n, m.acc,
+              m.acc_ci_low, m.acc_ci_high,
+              n_done / MAX (bl_zeroshot_get_wall_seconds (zs), 1e-9));
+}
+
+static void
+on_done (GObject      *source,
+         GAsyncResult *result,
+         gpointer      user_data)
+{
+  ZeroshotState *st = user_data;
+
+  st->ok = bl_zeroshot_execute_finish (BL_ZEROSHOT (source), result, &st->error);
+  g_main_loop_quit (st->loop);
+}
+
+static gboolean
+on_signal (gpointer user_data)
+{
+  ZeroshotState *st = user_data;
+
+  g_printerr ("bitlens-cli: cancelling…\n");
+  g_cancellable_cancel (st->cancellable);
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+add_number (JsonBuilder *b,
+            const char  *name,
+            double       value)
+{
+  json_builder_set_member_name (b, name);
+  if (isfinite (value))
+    json_builder_add_double_value (b, value);
+  else
+    json_builder_add_null_value (b);
+}
+
+static void
+print_json (BlModel                 *model,
+            BlMcSet                 *set,
+            BlZeroshot              *zs,
+            const BlZeroshotMetrics *m,
+            const BlZeroshotOptions *opts,
+            const char              *backend,
+            int                      n_threads,
+            gint64                   store_id)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  g_autoptr(JsonGenerator) gen = json_generator_new ();
+  g_autoptr(JsonNode) root = NULL;
+  g_autofree char *text = NULL;
+  BlMcTask task = bl_mc_set_get_task (set);
+  gboolean choice = m->n_choice_items > 0;
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "model");
+  json_builder_add_string_value (b, bl_model_get_path (model));
+  json_builder_set_member_name (b, "model_fingerprint");
+  json_builder_add_string_value (b, bl_model_get_fingerprint (model));
+  json_builder_set_member_name (b, "task");
+  json_builder_add_string_value (b, bl_mc_task_to_string (task));
+  json_builder_set_member_name (b, "dataset");
+  json_builder_add_string_value (b, bl_mc_set_get_name (set));
+  json_builder_set_member_name (b, "dataset_sha256");
+  json_builder_add_string_value (b, bl_mc_set_get_sha256 (set));
+  json_builder_set_member_name (b, "add_bos");
+  json_builder_add_boolean_value (b, opts->add_bos);
+  json_builder_set_member_name (b, "items");
+  json_builder_add_int_value (b, bl_zeroshot_get_n_items (zs));
+  json_builder_set_member_name (b, "items_done");
+  json_builder_add_int_value (b, m->n_items);
+  add_number (b, "acc", m->acc);
+  add_number (b, "acc_stderr", m->acc_stderr);
+  json_builder_set_member_name (b, "acc_ci95");
+  json_builder_begin_array (b);
+  json_builder_add_double_value (b, m->acc_ci_low);
+  json_builder_add_double_value (b, m->acc_ci_high);
+  json_builder_end_array (b);
+  if (bl_mc_task_reports_acc_norm (task))
+    {
+      add_number (b, "acc_norm", m->acc_norm);
+      add_number (b, "acc_norm_stderr", m->acc_norm_stderr);
+    }
+  if (choice)
+    {
+      add_number (b, "chance", m->chance);
+      add_number (b, "ece", m->ece);
+      json_builder_set_member_name (b, "ece_bins");
+      json_builder_add_int_value (b, m->ece_bins);
+      add_number (b, "brier", m->brier);
+      add_number (b, "balance", m->balance);
+      add_number (b, "mean_confidence", m->mean_confidence);
+    }
+  else
+    add_number (b, "ppl", m->ppl);
+  add_number (b, "mean_gold_loglik", m->mean_loglik);
+  json_builder_set_member_name (b, "backend");
+  json_builder_add_string_value (b, backend);
+  json_builder_set_member_name (b, "threads");
+  json_builder_add_int_value (b, n_threads);
+  add_number (b, "seconds", bl_zeroshot_get_wall_seconds (zs));
+  json_builder_set_member_name (b, "result_id");
+  json_builder_add_int_value (b, store_id);
+  json_builder_end_object (b);
+
+  root = json_builder_get_root (b);
+  json_generator_set_root (gen, root);
+  json_generator_set_pretty (gen, TRUE);
+  text = json_generator_to_data (gen, NULL);
+  g_print ("%s\n", text);
+}
+
+static void
+print_table (BlModel                 *model,
+             BlMcSet                 *set,
+             BlZeroshot              *zs,
+             const BlZeroshotMetrics *m,
+             const BlZeroshotOptions *opts,
+             const char              *backend,
+             int                      n_threads,
+             gint64                   store_id)
+{
+  BlMcTask task = bl_mc_set_get_task (set);
+
+  g_print ("model          %s\n", bl_model_get_path (model));
+  g_print ("task           %s: %s (sha256 %.16s…), BOS %s\n", bl_mc_task_to_string (task),
+           bl_mc_set_get_name (set), bl_mc_set_get_sha256 (set), opts->add_bos ? "on" : "off");
+  g_print ("items          %u of %u scored\n", m->n_items, bl_zeroshot_get_n_items (zs));
+  g_print ("acc            %.4f ± %.4f (95%% Wilson CI [%.4f, %.4f])\n", m->acc, m->acc_stderr,
+           m->acc_ci_low, m->acc_ci_high);
+  if (bl_mc_task_reports_acc_norm (task))
+    g_print ("acc_norm       %.4f ± %.4f\n", m->acc_norm, m->acc_norm_stderr);
+  if (m->n_choice_items > 0)
+    {
+      g_print ("chance         %.4f\n", m->chance);
+      g_print ("ECE            %.4f (%u equal-width bins)\n", m->ece, m->ece_bins);
+      g_print ("Brier          %.4f (multi-class; uniform guessing with 1/k scores 1 − 1/k)\n",
+               m->brier);
+      g_print ("Balance        %+.4f (acc − mean confidence %.4f; < 0 over-confident)\n",
+               m->balance, m->mean_confidence);
+    }
+  else
+    g_print ("ppl            %.4f (of the target word)\n", m->ppl);
+  g_print ("backend        %s, %d threads, %.2f s\n", backend, n_threads,
+           bl_zeroshot_get_wall_seconds (zs));
+  if (store_id > 0)
+    g_print ("stored as      zero-shot result %" G_GINT64_FORMAT "\n", store_id);
+}
+
+int
+bl_cli_zeroshot_main (int    argc,
+                      char **argv)
+{
+  g_autofree char *task_name = NULL;
+  g_autofree char *file = NULL;
+  g_autofree char *datasets_dir = NULL;
+  g_autofree char *db_path = NULL;
+  g_autofree char *backend_name = NULL;
+  int limit = 0;
+  int ece_bins = 0;
+  int n_threads = 0;
+  gint64 seed = 0;
+  gboolean json = FALSE;
+  gboolean no_store = FALSE;
+  gboolean bos = FALSE;
+  gboolean no_bos = FALSE;
+  const GOptionEntry entries[] = {
+    { "task", 't', 0, G_OPTION_ARG_STRING, &task_name, "piqa, arc-easy, arc-challenge, winogrande, boolq or lambada", "NAME" },
+    { "file", 'f', 0, G_OPTION_ARG_FILENAME, &file, "The task's JSONL file (default: the task's file in the datasets directory)", "FILE" },
+    { "datasets", 0, 0, G_OPTION_ARG_FILENAME, &datasets_dir, "Datasets directory (default $BITLENS_DATASETS_DIR, $BITLENS_SHARED_DIR/datasets or ../shared/datasets)", "DIR" },
+    { "limit", 'n', 0, G_OPTION_ARG_INT, &limit, "Score only the first N items", "N" },
+    { "bos", 0, 0, G_OPTION_ARG_NONE, &bos, "Put BOS in front of every request (default: as the tokenizer's add_bos_token)", NULL },
+    { "no-bos", 0, 0, G_OPTION_ARG_NONE, &no_bos, "No BOS (lm-evaluation-harness's default)", NULL },
+    { "ece-bins", 0, 0, G_OPTION_ARG_INT, &ece_bins, "Confidence bins of the ECE (default 15)", "M" },
+    { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Seed of the evaluation order (default 0)", "N" },
+    { "threads", 'j', 0, G_OPTION_ARG_INT, &n_threads, "CPU threads (default: all cores)", "N" },
+    { "backend", 'b', 0, G_OPTION_ARG_STRING, &backend_name, "cpu, cuda or auto (default auto)", "NAME" },
+    { "db", 0, 0, G_OPTION_ARG_FILENAME, &db_path, "SQLite store (default $XDG_DATA_HOME/bitlens/bitlens.db)", "PATH" },
+    { "no-store", 0, 0, G_OPTION_ARG_NONE, &no_store, "Do not record the result", NULL },
+    { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print the result as JSON", NULL },
+    { NULL }
+  };
+  g_autoptr(GOptionContext) octx = g_option_context_new ("[MODEL] — zero-shot accuracy on a task");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(BlModel) model = NULL;
+  g_autoptr(BlBackend) backend = NULL;
+  g_autoptr(BlEngine) engine = NULL;
+  g_autoptr(BlMcSet) set = NULL;
+  g_autoptr(BlZeroshot) zs = NULL;
+  g_autoptr(BlStore) store = NULL;
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(GMainLoop) loop = NULL;
+  g_autofree char *model_path = NULL;
+  BlZeroshotOptions opts = { 0 };
+  BlZeroshotMetrics m;
+  ZeroshotState st = { 0 };
+  BlTokenizer *tok;
+  BlMcTask task;
+  gint64 store_id = 0;
+  guint sigint_id, sigterm_id;
+  int status = 0;
+
+  g_option_context_add_main_entries (octx, entries, NULL);
+  g_option_context_set_description (octx,
+    "Each choice is scored by the summed log-likelihood of its continuation, with the\n"
+    "prompts of lm-evaluation-harness (see datasets/bl-mc.c). Prints accuracy with a 95%\n"
+    "Wilson interval, acc_norm where the harness reports it, and the calibration of the\n"
+    "option probabilities (softmax over the choices): ECE, Brier and Balance score.");
+  if (!g_option_context_parse (octx, &argc, &argv, &error))
+    return bl_cli_usage_error ("zeroshot", "%s", error->message);
+  if (argc > 2)
+    return bl_cli_usage_error ("zeroshot", "expected at most one MODEL");
+  if (task_name == NULL)
+    return bl_cli_usage_error ("zeroshot", "--task is required");
+  if (!bl_mc_task_from_string (task_name, &task))
+    return bl_cli_usage_error ("zeroshot", "unknown task '%s' (valid: piqa, arc-easy, "
+                               "arc-challenge, winogrande, boolq, lambada)", task_name);
+  if (limit < 0 || ece_bins < 0 || n_threads < 0)
+    return bl_cli_usage_error ("zeroshot", "--limit, --ece-bins and --threads must be positive");
+  if (bos && no_bos)
+    return bl_cli_usage_error ("zeroshot", "--bos and --no-bos exclude each other");
+  if (n_threads == 0)
+    n_threads = (int) g_get_num_processors ();
+
+  model_path = argc == 2 ? g_strdup (argv[1]) : bl_cli_default_model_path ();
+  if ((model = bl_model_load (model_path, NULL, &error)) == NULL
+      || (backend = bl_backend_new (backend_name ? backend_name : "auto", n_threads,
+                                    &error)) == NULL
+      || (engine = bl_engine_new (model, backend, NULL, &error)) == NULL)
+    return bl_cli_report_error (error);
+  if ((tok = bl_model_get_tokenizer (model)) == NULL)
+    {
+      g_set_error (&error, BL_ERROR, BL_ERROR_NOT_FOUND, "%s: the model has no tokenizer.json",
+                   bl_model_get_path (model));
+      return bl_cli_report_error (error);
+    }
+
+  if (file != NULL)
+    set = bl_mc_set_load (task, file, &error);
+  else
+    {
+      if (datasets_dir == NULL)
+        datasets_dir = default_datasets_dir ();
+      set = bl_mc_set_load_default (task, datasets_dir, &error);
+    }
+  if (set == NULL)
+    return bl_cli_report_error (error);
+
+  opts.add_bos = bos || (!no_bos && bl_tokenizer_get_add_bos (tok));
+  opts.limit = (guint) limit;
+  opts.ece_bins = (guint) ece_bins;
+  opts.seed = (guint64) seed;
+  zs = bl_zeroshot_new (engine, tok, bl_mc_set_get_items (set), &opts, &error);
+  if (zs == NULL)
+    return bl_cli_report_error (error);
+
+  if (!no_store && (store = bl_store_open (db_path, &error)) == NULL)
+    return bl_cli_report_error (error);
+
+  g_printerr ("scoring %u items of %s (%s backend, %d threads)…\n", bl_zeroshot_get_n_items (zs),
+              bl_mc_set_get_name (set), bl_backend_get_name (backend), n_threads);
+
+  loop = g_main_loop_new (NULL, FALSE);
+  st.loop = loop;
+  st.cancellable = cancellable;
+  st.report_every = MAX (1, bl_zeroshot_get_n_items (zs) / 20);
+  sigint_id = g_unix_signal_add (SIGINT, on_signal, &st);
+  sigterm_id = g_unix_signal_add (SIGTERM, on_signal, &st);
+  g_signal_connect (zs, "item-done", G_CALLBACK (on_item_done), &st);
+  bl_zeroshot_execute_async (zs, cancellable, on_done, &st);
+  g_main_loop_run (loop);
+  g_source_remove (sigint_id);
+  g_source_remove (sigterm_id);
+
+  /* A cancelled or failed evaluation is still recorded, with the items it finished, so
+   * that the store says what happened. */
+  if (store != NULL)
+    {
+      BlZeroshotProvenance prov = {
+        .task = bl_mc_task_to_string (task),
+        .dataset_name = bl_mc_set_get_name (set),
+        .dataset_path = bl_mc_set_get_path (set),
+        .dataset_sha256 = bl_mc_set_get_sha256 (set),
+        .dataset_kind = bl_mc_format_to_string (bl_mc_set_get_format (set)),
+        .backend = bl_backend_get_name (backend),
+        .threads = n_threads,
+      };
+      const char *result_status = st.ok ? "finished"
+                                  : g_error_matches (st.error, G_IO_ERROR, G_IO_ERROR_CANCELLED)
+                                  ? "cancelled" : "failed";
+
+      store_id = bl_zeroshot_store (zs, store, &prov, result_status,
+                                    st.ok ? NULL : st.error->message, &error);
+      if (store_id == 0)
+        {
+          status = bl_cli_report_error (error);
+          g_clear_error (&error);
+        }
+    }
+
+  if (!st.ok)
+    {
+      int run_status = bl_cli_report_error (st.error);
+
+      g_clear_error (&st.error);
+      return run_status;
+    }
+  if (status != 0)
+    return status;
+
+  bl_zeroshot_get_metrics (zs, &m);
+  if (json)
+    print_json (model, set, zs, &m, &opts, bl_backend_get_name (backend), n_threads, store_id);
+  else
+    print_table (model, set, zs, &m, &opts, bl_backend_get_name (backend), n_threads, store_id);
+  return 0;
+}
