@@ -199,7 +199,9 @@ bl_backend_new (const char  *name,
           self = backend_new_from_class (k, n_threads, &local_error);
           if (self != NULL)
             return self;
-          g_debug ("Backend “%s” is not available: %s", k->name, local_error->message);
+          /* Said aloud: a user who has a GPU must learn why the run is on the CPU. */
+          g_message ("Backend “%s” is not available (%s); trying the next one", k->name,
+                     local_error->message);
           g_clear_error (&local_error);
         }
       g_set_error (error, BL_ERROR, BL_ERROR_GPU,
@@ -263,6 +265,25 @@ bl_backend_get_description (BlBackend *self)
 {
   g_return_val_if_fail (self != NULL, NULL);
   return self->klass->get_description (self->ctx);
+}
+
+/**
+ * bl_backend_get_context:
+ * @self: a backend
+ * @klass: the class @self is expected to be
+ *
+ * Gives a backend's own code (gpu/ entry points that take a #BlBackend) its context back,
+ * after checking that @self really is of @klass.
+ *
+ * Returns: (transfer none) (nullable): the context init returned, or %NULL when @self is of
+ *   another class
+ */
+gpointer
+bl_backend_get_context (BlBackend            *self,
+                        const BlBackendClass *klass)
+{
+  g_return_val_if_fail (self != NULL, NULL);
+  return self->klass == klass ? self->ctx : NULL;
 }
 
 /**

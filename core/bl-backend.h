@@ -165,6 +165,8 @@ void         bl_backend_free            (BlBackend   *self);
 const char  *bl_backend_get_name        (BlBackend   *self);
 const char  *bl_backend_get_description (BlBackend   *self);
 int          bl_backend_get_n_threads   (BlBackend   *self);
+gpointer     bl_backend_get_context     (BlBackend            *self,
+                                         const BlBackendClass *klass);
 
 BlBuffer    *bl_backend_buffer_new      (BlBackend   *self,
                                          size_t       n_elements,

@@ -268,6 +268,30 @@ bl_format_packed_size (const BlFormatSpec *spec,
   return (gsize) h.total_bytes;
 }
 
+/**
+ * bl_format_packed_header_init:
+ * @spec: a spec
+ * @n_rows: rows
+ * @n_cols: columns
+ * @out: (out caller-allocates): the header
+ *
+ * Fills in the header that bl_format_quantize() writes for this spec and shape: the layout,
+ * the geometry and every section's offset and size, with @out->tensor_scale 1 (quantizing
+ * stores NVFP4's and NVINT4's own). Other writers and readers of the packed layout (the CUDA
+ * kernels in gpu/) build and check their headers with it.
+ */
+void
+bl_format_packed_header_init (const BlFormatSpec *spec,
+                              gint64              n_rows,
+                              gint64              n_cols,
+                              BlPackedHeader     *out)
+{
+  g_return_if_fail (spec != NULL && out != NULL);
+  g_return_if_fail (n_rows > 0 && n_cols > 0);
+
+  fill_header (spec, n_rows, n_cols, out);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* context */
 

@@ -30,6 +30,8 @@
 #include <glib.h>
 #include <stdint.h>
 
+#include "bl-format-blocks.h"
+
 G_BEGIN_DECLS
 
 /**
@@ -218,6 +220,10 @@ int          bl_format_family_get_block_size   (BlFormatFamily family);
 gsize        bl_format_packed_size     (const BlFormatSpec *spec,
                                         gint64              n_rows,
                                         gint64              n_cols);
+void         bl_format_packed_header_init (const BlFormatSpec *spec,
+                                           gint64              n_rows,
+                                           gint64              n_cols,
+                                           BlPackedHeader     *out);
 gboolean     bl_format_quantize        (const BlFormatSpec *spec,
                                         const float        *src,
                                         gint64              n_rows,
