@@ -101,5 +101,7 @@ double   bl_quant_output_error    (const float  *wq,
 
 gboolean bl_quant_rtn             (BlQuantState *state,
                                    GError      **error);
+gboolean bl_quant_gptq            (BlQuantState *state,
+                                   GError      **error);
 
 G_END_DECLS

@@ -35,9 +35,11 @@ typedef struct
 } AlgoStep;
 
 static const char *const no_keys[] = { NULL };
+static const char *const gptq_keys[] = { "damp", "act_order", "block_size", "static_groups", NULL };
 
 static const AlgoStep steps[] = {
   { "rtn", ROLE_QUANTIZE, 0, no_keys, bl_quant_rtn },
+  { "gptq", ROLE_QUANTIZE, BL_CALIB_HESSIAN, gptq_keys, bl_quant_gptq },
 };
 
 #define MAX_STEPS 8
