@@ -37,7 +37,9 @@ typedef struct
   double *mean_sq;                  /* [cols] E[x_j²] */
   double *absmax;                   /* [cols] max |x_j| */
 
-  float *w_float;                   /* [rows × cols] the weight before the quantizing step */
+  /* the layer as given, for post steps that compare against it */
+  float *w_orig;                    /* [rows × cols] W before any step */
+  double *mean_orig;                /* [cols] E[x] of the untransformed input, nullable */
 } BlQuantState;
 
 /* A per-group quantizer over a weight's natural groups (runs of a row's columns), for the
@@ -103,5 +105,19 @@ gboolean bl_quant_rtn             (BlQuantState *state,
                                    GError      **error);
 gboolean bl_quant_gptq            (BlQuantState *state,
                                    GError      **error);
+gboolean bl_quant_clip_mse        (BlQuantState *state,
+                                   GError      **error);
+gboolean bl_quant_awq             (BlQuantState *state,
+                                   GError      **error);
+gboolean bl_quant_smoothquant     (BlQuantState *state,
+                                   GError      **error);
+gboolean bl_quant_hadamard        (BlQuantState *state,
+                                   GError      **error);
+gboolean bl_quant_bias_correction (BlQuantState *state,
+                                   GError      **error);
+
+gboolean bl_quant_state_scale_inputs (BlQuantState  *state,
+                                      const double  *s,
+                                      GError       **error);
 
 G_END_DECLS

@@ -36,10 +36,19 @@ typedef struct
 
 static const char *const no_keys[] = { NULL };
 static const char *const gptq_keys[] = { "damp", "act_order", "block_size", "static_groups", NULL };
+static const char *const clip_keys[] = { "clip_grid", "clip_max_shrink", "clip_norm", NULL };
+static const char *const awq_keys[] = { "awq_grid", NULL };
+static const char *const smooth_keys[] = { "alpha", NULL };
+static const char *const hadamard_keys[] = { "hadamard_seed", "hadamard_block", NULL };
 
 static const AlgoStep steps[] = {
   { "rtn", ROLE_QUANTIZE, 0, no_keys, bl_quant_rtn },
+  { "hadamard", ROLE_TRANSFORM, 0, hadamard_keys, bl_quant_hadamard },
+  { "smoothquant", ROLE_TRANSFORM, BL_CALIB_ACT_STATS, smooth_keys, bl_quant_smoothquant },
+  { "clip-mse", ROLE_QUANTIZE, 0, clip_keys, bl_quant_clip_mse },
   { "gptq", ROLE_QUANTIZE, BL_CALIB_HESSIAN, gptq_keys, bl_quant_gptq },
+  { "awq", ROLE_QUANTIZE, BL_CALIB_ACT_STATS | BL_CALIB_HESSIAN, awq_keys, bl_quant_awq },
+  { "bias-correction", ROLE_POST, BL_CALIB_ACT_STATS, no_keys, bl_quant_bias_correction },
 };
 
 #define MAX_STEPS 8
@@ -139,9 +148,10 @@ parse_algorithm (const char      *algorithm,
  * @error: return location for a #GError
  *
  * Which calibration statistics bl_quant_algo_apply() needs in its @stats for @algorithm, so a
- * caller knows what to ask bl_calib_collect() for: 0 for "rtn" and "clip-mse" (no calibration
- * at all), %BL_CALIB_HESSIAN for GPTQ and AWQ (whose losses are the layer output error
- * tr(ΔW·H·ΔWᵀ)), %BL_CALIB_ACT_STATS for SmoothQuant and bias correction.
+ * caller knows what to ask bl_calib_collect() for: 0 for "rtn", "clip-mse" and "hadamard" (no
+ * calibration at all), %BL_CALIB_HESSIAN for GPTQ and AWQ (whose losses are the layer output
+ * error tr(ΔW·H·ΔWᵀ)), %BL_CALIB_ACT_STATS for SmoothQuant, AWQ and bias correction. The
+ * flags of a composition are the union of its steps'.
  *
  * Returns: the flags, or 0 with @error set for an unknown name (check @error)
  */
@@ -187,9 +197,14 @@ check_options (const char            *algorithm,
   for (GList *l = members; l != NULL; l = l->next)
     if (!key_known (list, n, l->data))
       {
+        g_autoptr (GString) known = g_string_new (NULL);
+
+        for (int i = 0; i < n; i++)
+          for (const char *const *k = list[i]->keys; *k != NULL; k++)
+            g_string_append_printf (known, "%s%s", known->len ? ", " : "", *k);
         g_set_error (error, BL_ERROR, BL_ERROR_INVALID_ARGUMENT,
-                     "option “%s” is not one algorithm “%s” reads (see bitlens-cli stats --help)",
-                     (const char *) l->data, algorithm);
+                     "option “%s” is not one algorithm “%s” reads (it reads: %s)",
+                     (const char *) l->data, algorithm, known->len ? known->str : "none");
         return FALSE;
       }
   return TRUE;
@@ -227,7 +242,19 @@ bl_quant_algo_validate (const char  *algorithm,
 const char *
 bl_quant_algo_list_options (void)
 {
-  return "rtn              round to nearest on the format's grid (no options)\n";
+  return "rtn              round to nearest on the format's grid\n"
+         "clip-mse         per-group range shrink of least Σ|error|^norm (IST-DASLab gptq quant.py)\n"
+         "                   clip_grid (100), clip_max_shrink (0.8), clip_norm (2.4)\n"
+         "gptq             GPTQ (Frantar et al. 2022); needs the Hessian\n"
+         "                   damp (0.01), act_order (false), block_size (128), static_groups (false)\n"
+         "awq              AWQ scale search (Lin et al. 2023); needs mean |x| and the Hessian\n"
+         "                   awq_grid (20)\n"
+         "smoothquant      SmoothQuant migration (Xiao et al. 2022); needs max |x| per channel\n"
+         "                   alpha (0.5)\n"
+         "hadamard         QuaRot-style randomized Hadamard of the input dimension\n"
+         "                   hadamard_seed (0), hadamard_block (0: largest power of two dividing cols)\n"
+         "bias-correction  b ← b − (W_q − W)·E[x] (Nagel et al. 2019); needs the input mean\n"
+         "compose with +, e.g. hadamard+gptq, smoothquant+gptq, awq+bias-correction\n";
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -475,6 +502,66 @@ bl_quant_output_error (const float  *wq,
   return total;
 }
 
+/**
+ * bl_quant_state_scale_inputs:
+ * @state: the layer
+ * @s: (array): cols per-input-channel factors, all > 0
+ * @error: return location for a #GError
+ *
+ * W ← W·diag(s) and x ← x/s: rewrites the weight, the input statistics and the transform.
+ * The factors are rounded to fp32 first, and the same fp32 values multiply the weight and
+ * divide the input, so the two cancel up to fp32 rounding of the products.
+ *
+ * Returns: %FALSE when a rotation already sits between an earlier scaling and this one (the
+ *   transform has one scaling on each side of the rotation at most)
+ */
+gboolean
+bl_quant_state_scale_inputs (BlQuantState  *state,
+                             const double  *s,
+                             GError       **error)
+{
+  BlInputTransform *t = state->transform;
+  int64_t rows = state->rows, cols = state->cols;
+
+  if (t->hadamard && t->scale != NULL && !t->rotate_first)
+    {
+      g_set_error (error, BL_ERROR, BL_ERROR_INVALID_ARGUMENT,
+                   "a channel scaling on both sides of the rotation cannot be applied as one input transform");
+      return FALSE;
+    }
+  if (t->scale == NULL)
+    {
+      t->scale = g_new (float, cols);
+      for (int64_t j = 0; j < cols; j++)
+        t->scale[j] = 1.0f;
+    }
+  t->rotate_first = t->hadamard;
+  for (int64_t j = 0; j < cols; j++)
+    {
+      float f = (float) s[j];
+      double d = f;
+
+      t->scale[j] *= f;
+      for (int64_t r = 0; r < rows; r++)
+        state->w[r * cols + j] *= f;
+      if (state->mean != NULL)
+        state->mean[j] /= d;
+      if (state->mean_abs != NULL)
+        state->mean_abs[j] /= d;
+      if (state->mean_sq != NULL)
+        state->mean_sq[j] /= d * d;
+      if (state->absmax != NULL)
+        state->absmax[j] /= d;
+      if (state->hessian != NULL)
+        for (int64_t i = 0; i < cols; i++)
+          {
+            state->hessian[i * cols + j] /= d;
+            state->hessian[j * cols + i] /= d;
+          }
+    }
+  return TRUE;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* dispatch */
 
@@ -486,7 +573,8 @@ state_clear (BlQuantState *state)
   g_clear_pointer (&state->mean_abs, g_free);
   g_clear_pointer (&state->mean_sq, g_free);
   g_clear_pointer (&state->absmax, g_free);
-  g_clear_pointer (&state->w_float, g_free);
+  g_clear_pointer (&state->w_orig, g_free);
+  g_clear_pointer (&state->mean_orig, g_free);
 }
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (BlQuantState, state_clear)
@@ -602,6 +690,8 @@ bl_quant_algo_apply (const char          *algorithm,
   state.transform = out_transform;
   if (!state_load_stats (&state, stats, error))
     return FALSE;
+  state.w_orig = g_memdup2 (w, sizeof (float) * (gsize) (rows * cols));
+  state.mean_orig = dup_doubles (state.mean, cols);
 
   for (int i = 0; i < n; i++)
     {
@@ -612,8 +702,6 @@ bl_quant_algo_apply (const char          *algorithm,
           bl_input_transform_clear (out_transform);
           return FALSE;
         }
-      if (list[i]->role == ROLE_QUANTIZE)
-        state.w_float = g_memdup2 (w, sizeof (float) * (gsize) (rows * cols));
       if (!list[i]->run (&state, error))
         {
           g_prefix_error (error, "%s (%s): ", state.layer_name, list[i]->name);

@@ -7,7 +7,7 @@
  * data-aware ones, the layer's calibration statistics (bl-calib.h). Names:
  *
  *   "rtn"             round to nearest with the format's own scale rule (bl_format_fake_quant())
- *   "clip-mse"        per group, the range shrink of least squared weight error (GPTQ repo grid)
+ *   "clip-mse"        per group, the range shrink of least Σ|error|^2.4 (GPTQ repo grid)
  *   "gptq"            GPTQ (Frantar et al. 2022) with damping, act-order, block size, groups
  *   "awq"             AWQ per-input-channel scale search (Lin et al. 2023)
  *   "smoothquant"     SmoothQuant migration strength α (Xiao et al. 2022)
@@ -19,14 +19,19 @@
  * (rtn, clip-mse, gptq, awq); when none is named, "rtn" runs last. Transforms (hadamard,
  * smoothquant) come before it and bias-correction after it.
  *
- * Options are a JSON object; each algorithm reads its own keys and refuses unknown ones:
+ * Options are one flat JSON object for the whole composition; each step reads its own keys,
+ * which are distinct across steps, and a key no step of the composition reads is an error:
  *
  *   gptq:        "damp" (fraction of mean diag(H), default 0.01), "act_order" (bool, false),
  *                "block_size" (128), "static_groups" (bool, false)
- *   clip-mse:    "grid" (100), "max_shrink" (0.8), "norm" (2.4)
- *   awq:         "grid" (20), "clip" (bool, false: no AWQ clip search)
+ *   clip-mse:    "clip_grid" (100), "clip_max_shrink" (0.8), "clip_norm" (2.4)
+ *   awq:         "awq_grid" (20)
  *   smoothquant: "alpha" (0.5)
- *   hadamard:    "seed" (0), "block" (0 = largest power of two dividing cols)
+ *   hadamard:    "hadamard_seed" (0), "hadamard_block" (0 = largest power of two dividing cols)
+ *
+ * Calibration: bl_quant_algo_needs() says what @stats must hold. Statistics are those of the
+ * full-precision model's inputs (one calibration pass), not of the inputs a partly quantized
+ * model would produce as GPTQ's sequential layer-by-layer procedure feeds them.
  *
  * bl_quant_algo_list_options() prints this table for the CLI.
  */
