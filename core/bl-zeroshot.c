@@ -14,7 +14,11 @@
  *    when there is no BOS), the harness's prefix token.
  * 3. The model reads (context + continuation)[−(max + 1):][:−1], left-truncated to its
  *    maximum length; the log-likelihood is Σ log p(cont_j | everything before it), and the
- *    request is "greedy" when every continuation token is the argmax of its row.
+ *    request is "greedy" when every continuation token is the argmax of its row. A
+ *    continuation longer than the model (the harness asserts it is not) is scored in
+ *    several passes from its end backwards, each pass reading the max ids before its last
+ *    target, so that no item stops an evaluation (a few PIQA solutions are longer than
+ *    512 tokens under stories260k's 512-piece vocabulary).
  *
  * The log-softmax is computed here in double from the engine's fp32 logits:
  * log p(t) = (z_t − m) − log Σ_j exp(z_j − m), m = max_j z_j.
@@ -125,10 +129,10 @@ score_ids (BlEngine      *engine,
            GCancellable  *cancellable,
            GError       **error)
 {
-  int max_tokens = bl_engine_get_max_tokens (engine);
-  int vocab = bl_engine_get_vocab_size (engine);
+  gsize max_tokens = (gsize) bl_engine_get_max_tokens (engine);
+  gsize vocab = (gsize) bl_engine_get_vocab_size (engine);
   gsize total = n_context + n_continuation;
-  gsize n_in, skip;
+  gsize b, n_rows = MIN (total - 1, max_tokens);
   double sum = 0.0;
   gboolean greedy = TRUE;
 
@@ -144,19 +148,6 @@ score_ids (BlEngine      *engine,
       *is_greedy = TRUE;
       return TRUE;
     }
-  if (n_continuation > (gsize) max_tokens)
-    {
-      g_set_error (error, BL_ERROR, BL_ERROR_INVALID_ARGUMENT,
-                   "a continuation of %" G_GSIZE_FORMAT " tokens does not fit the model's "
-                   "%d positions", n_continuation, max_tokens);
-      return FALSE;
-    }
-
-  /* The last token is only a target; the input is everything before it, keeping the
-   * last max_tokens of those (left truncation). */
-  n_in = total - 1;
-  skip = n_in > (gsize) max_tokens ? n_in - max_tokens : 0;
-  n_in -= skip;
 
   if (*id_buf_len < total)
     {
@@ -167,42 +158,54 @@ score_ids (BlEngine      *engine,
   memcpy (*id_buf, context, n_context * sizeof (int32_t));
   memcpy (*id_buf + n_context, continuation, n_continuation * sizeof (int32_t));
 
-  if (*scratch_len < n_in * (gsize) vocab)
+  if (*scratch_len < n_rows * vocab)
     {
       g_free (*scratch);
-      *scratch = g_try_new (float, n_in * (gsize) vocab);
-      *scratch_len = *scratch ? n_in * (gsize) vocab : 0;
+      *scratch = g_try_new (float, n_rows * vocab);
+      *scratch_len = *scratch ? n_rows * vocab : 0;
       if (*scratch == NULL)
         {
           g_set_error (error, BL_ERROR, BL_ERROR_OUT_OF_MEMORY,
-                       "no memory for %" G_GSIZE_FORMAT " × %d logits", n_in, vocab);
+                       "no memory for %" G_GSIZE_FORMAT " × %" G_GSIZE_FORMAT " logits",
+                       n_rows, vocab);
           return FALSE;
         }
     }
 
-  if (!bl_engine_forward (engine, *id_buf + skip, (int) n_in, *scratch, cancellable, error))
-    return FALSE;
-
-  /* Continuation token j sits at index n_context + j of the ids and is predicted by the
-   * logits row of the input position before it. */
-  for (gsize j = 0; j < n_continuation; j++)
+  /* Targets ids[a..b) are scored from one forward pass over ids[s..b−1), s = max (0,
+   * b − 1 − max_tokens): the last token is only a target, and the input keeps the last
+   * max_tokens ids before it (left truncation). A continuation that fits the model takes
+   * one pass, as in the harness. A longer one (which the harness refuses) is scored in
+   * passes from its end backwards, each target still seeing max_tokens ids of context. */
+  for (b = total; b > n_context;)
     {
-      gsize row = n_context + j - 1 - skip;
-      const float *z = *scratch + row * (gsize) vocab;
-      int32_t target = continuation[j];
-      double m = z[0], s = 0.0;
-      int argmax = 0;
+      gsize s = b - 1 > max_tokens ? b - 1 - max_tokens : 0;
+      gsize a = MAX (n_context, s + 1);
+      gsize n_in = b - 1 - s;
 
-      for (int v = 1; v < vocab; v++)
-        if (z[v] > m)
-          {
-            m = z[v];
-            argmax = v;
-          }
-      for (int v = 0; v < vocab; v++)
-        s += exp ((double) z[v] - m);
-      sum += ((double) z[target] - m) - log (s);
-      greedy = greedy && argmax == target;
+      if (!bl_engine_forward (engine, *id_buf + s, (int) n_in, *scratch, cancellable, error))
+        return FALSE;
+
+      /* target t is predicted by the logits row of the input position before it */
+      for (gsize t = a; t < b; t++)
+        {
+          const float *z = *scratch + (t - 1 - s) * vocab;
+          int32_t target = (*id_buf)[t];
+          double m = z[0], e = 0.0;
+          gsize argmax = 0;
+
+          for (gsize v = 1; v < vocab; v++)
+            if (z[v] > m)
+              {
+                m = z[v];
+                argmax = v;
+              }
+          for (gsize v = 0; v < vocab; v++)
+            e += exp ((double) z[v] - m);
+          sum += ((double) z[target] - m) - log (e);
+          greedy = greedy && argmax == (gsize) target;
+        }
+      b = a;
     }
 
   *loglik = sum;
@@ -216,7 +219,7 @@ score_ids (BlEngine      *engine,
  * @context: the context's ids, BOS included where wanted; at least one
  * @n_context: their count
  * @continuation: the continuation's ids
- * @n_continuation: their count, at most bl_engine_get_max_tokens()
+ * @n_continuation: their count
  * @loglik: (out): Σ log p(continuation_j | ids before it), nats, from a double-precision
  *   log-softmax of the logits
  * @is_greedy: (out): whether every continuation token is its row's argmax (the first one
@@ -225,7 +228,7 @@ score_ids (BlEngine      *engine,
  * @error: return location for a #GError
  *
  * Scores one request (step 3 at the top of this file). The input is left-truncated to the
- * model's maximum length.
+ * model's maximum length; a continuation longer than that takes several forward passes.
  *
  * Returns: %TRUE on success
  */
