@@ -28,6 +28,7 @@ static const Command commands[] = {
   { "formats", bl_cli_formats_main, "List every number format with its bits per weight" },
   { "quantize-stats", bl_cli_quantize_stats_main, "Per-tensor quantization error of a model's weights in given formats" },
   { "zeroshot", bl_cli_zeroshot_main, "Zero-shot accuracy and calibration on a multiple-choice task (PIQA, ARC, …)" },
+  { "stats", bl_cli_stats_main, "Per-layer weight and activation statistics from a calibration pass (kurtosis, crest, outliers, LIM)" },
 };
 
 static void

@@ -1,0 +1,339 @@
+/* bl-cli-stats.c: `bitlens-cli stats`, per-layer weight and activation statistics
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#include "config.h"
+
+#include <json-glib/json-glib.h>
+#include <math.h>
+#include <string.h>
+
+#include "bitlens.h"
+#include "bl-brown.h"
+#include "bl-calib.h"
+#include "bl-text-source.h"
+#include "bl-cli.h"
+#include "bl-cli-commands.h"
+
+#define SHOWN_OUTLIERS 4
+
+/* a file, or brown:SPLIT (as `eval --text` takes it) */
+static BlTextSource *
+open_text (const char  *spec,
+           GError     **error)
+{
+  if (g_str_has_prefix (spec, "brown:"))
+    {
+      g_autofree char *dir = bl_brown_default_dir ();
+
+      return bl_brown_load_split (dir, spec + strlen ("brown:"), error);
+    }
+  return bl_text_source_new_from_file (spec, bl_text_source_kind_from_path (spec), error);
+}
+
+static void
+on_progress (int      done,
+             int      total,
+             gpointer user_data)
+{
+  g_printerr ("\rcalibration window %d/%d", done, total);
+  if (done == total)
+    g_printerr ("\n");
+}
+
+static gboolean
+layer_selected (const BlCalibLayer *l,
+                const char         *glob)
+{
+  return glob == NULL || g_pattern_match_simple (glob, l->name);
+}
+
+static void
+add_moments (JsonBuilder          *b,
+             const char           *name,
+             const BlCalibMoments *m)
+{
+  json_builder_set_member_name (b, name);
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "n");
+  json_builder_add_int_value (b, m->n);
+  json_builder_set_member_name (b, "mean");
+  json_builder_add_double_value (b, m->mean);
+  json_builder_set_member_name (b, "variance");
+  json_builder_add_double_value (b, m->variance);
+  json_builder_set_member_name (b, "kurtosis");
+  json_builder_add_double_value (b, m->kurtosis);
+  json_builder_set_member_name (b, "crest");
+  json_builder_add_double_value (b, m->crest);
+  json_builder_set_member_name (b, "absmax");
+  json_builder_add_double_value (b, m->absmax);
+  json_builder_set_member_name (b, "rms");
+  json_builder_add_double_value (b, m->rms);
+  json_builder_end_object (b);
+}
+
+static void
+add_outliers (JsonBuilder *b,
+              const char  *name,
+              const int   *index,
+              int          n,
+              const float *values)
+{
+  json_builder_set_member_name (b, name);
+  json_builder_begin_array (b);
+  for (int i = 0; i < n; i++)
+    {
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "channel");
+      json_builder_add_int_value (b, index[i]);
+      json_builder_set_member_name (b, "absmax");
+      json_builder_add_double_value (b, values[index[i]]);
+      json_builder_end_object (b);
+    }
+  json_builder_end_array (b);
+}
+
+static void
+print_json (BlCalib      *calib,
+            BlModel      *model,
+            BlTextSource *source,
+            const char   *glob)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  g_autoptr (JsonGenerator) gen = json_generator_new ();
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_autoptr (JsonNode) root = NULL;
+  g_autofree char *prov = bl_calib_provenance_to_json (calib);
+  g_autofree char *text = NULL;
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "model");
+  json_builder_add_string_value (b, bl_model_get_path (model));
+  json_builder_set_member_name (b, "model_fingerprint");
+  json_builder_add_string_value (b, bl_model_get_fingerprint (model));
+  json_builder_set_member_name (b, "dataset_sha256");
+  json_builder_add_string_value (b, bl_text_source_get_sha256 (source));
+  json_builder_set_member_name (b, "calibration");
+  if (json_parser_load_from_data (parser, prov, -1, NULL))
+    json_builder_add_value (b, json_node_copy (json_parser_get_root (parser)));
+  else
+    json_builder_add_null_value (b);
+
+  json_builder_set_member_name (b, "layers");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < bl_calib_get_n_layers (calib); i++)
+    {
+      const BlCalibLayer *l = bl_calib_get_layer_at (calib, i);
+
+      if (!layer_selected (l, glob))
+        continue;
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "name");
+      json_builder_add_string_value (b, l->name);
+      json_builder_set_member_name (b, "kind");
+      json_builder_add_string_value (b, bl_layer_kind_to_string (l->kind));
+      json_builder_set_member_name (b, "block");
+      json_builder_add_int_value (b, l->block);
+      json_builder_set_member_name (b, "rows");
+      json_builder_add_int_value (b, l->rows);
+      json_builder_set_member_name (b, "cols");
+      json_builder_add_int_value (b, l->cols);
+      json_builder_set_member_name (b, "tokens");
+      json_builder_add_int_value (b, l->n_tokens);
+      add_moments (b, "activation", &l->act);
+      add_outliers (b, "activation_outliers", l->outlier_channels, l->n_outliers, l->act_absmax);
+      json_builder_set_member_name (b, "histogram");
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "lo");
+      json_builder_add_double_value (b, l->hist_lo);
+      json_builder_set_member_name (b, "hi");
+      json_builder_add_double_value (b, l->hist_hi);
+      json_builder_set_member_name (b, "underflow");
+      json_builder_add_int_value (b, l->hist_underflow);
+      json_builder_set_member_name (b, "overflow");
+      json_builder_add_int_value (b, l->hist_overflow);
+      json_builder_set_member_name (b, "bins");
+      json_builder_begin_array (b);
+      for (int k = 0; k < l->n_bins; k++)
+        json_builder_add_int_value (b, l->hist[k]);
+      json_builder_end_array (b);
+      json_builder_end_object (b);
+      add_moments (b, "weight", &l->weight);
+      add_outliers (b, "weight_outlier_columns", l->weight_outlier_columns, l->n_weight_outliers,
+                    l->weight_col_absmax);
+      json_builder_end_object (b);
+    }
+  json_builder_end_array (b);
+
+  if (bl_calib_get_flags (calib) & BL_CALIB_BLOCK_IO)
+    {
+      json_builder_set_member_name (b, "blocks");
+      json_builder_begin_array (b);
+      for (guint k = 0; k < bl_calib_get_n_blocks (calib); k++)
+        {
+          const BlCalibBlock *blk = bl_calib_get_block (calib, k);
+
+          json_builder_begin_object (b);
+          json_builder_set_member_name (b, "block");
+          json_builder_add_int_value (b, blk->block);
+          json_builder_set_member_name (b, "mean_cos");
+          json_builder_add_double_value (b, blk->mean_cos);
+          json_builder_set_member_name (b, "lim");
+          json_builder_add_double_value (b, blk->lim);
+          json_builder_end_object (b);
+        }
+      json_builder_end_array (b);
+    }
+  json_builder_end_object (b);
+
+  root = json_builder_get_root (b);
+  json_generator_set_root (gen, root);
+  json_generator_set_pretty (gen, TRUE);
+  text = json_generator_to_data (gen, NULL);
+  g_print ("%s\n", text);
+}
+
+/* "ch:value ch:value …" for the first few outliers */
+static char *
+format_outliers (const int   *index,
+                 int          n,
+                 const float *values)
+{
+  GString *s = g_string_new (NULL);
+
+  for (int i = 0; i < MIN (n, SHOWN_OUTLIERS); i++)
+    g_string_append_printf (s, "%s%d:%.3g", i ? " " : "", index[i], values[index[i]]);
+  return g_string_free (s, FALSE);
+}
+
+static void
+print_table (BlCalib    *calib,
+             const char *glob)
+{
+  const char *dataset;
+  guint64 seed;
+  int n_windows, ctx;
+
+  bl_calib_get_provenance (calib, &dataset, &seed, &n_windows, &ctx);
+  g_print ("calibration: %s, %d windows of %d tokens, seed %" G_GUINT64_FORMAT "\n\n",
+           dataset, n_windows, ctx, seed);
+  g_print ("%-44s %11s │ %8s %8s %9s  %-36s │ %8s %7s %9s  %s\n", "layer", "shape",
+           "act kurt", "crest", "absmax", "top input channels (ch:max|x|)",
+           "w kurt", "crest", "absmax", "top weight columns (col:max|w|)");
+  for (guint i = 0; i < bl_calib_get_n_layers (calib); i++)
+    {
+      const BlCalibLayer *l = bl_calib_get_layer_at (calib, i);
+      g_autofree char *shape = NULL;
+      g_autofree char *acts = NULL;
+      g_autofree char *cols = NULL;
+
+      if (!layer_selected (l, glob))
+        continue;
+      shape = g_strdup_printf ("%" G_GINT64_FORMAT "×%" G_GINT64_FORMAT, l->rows, l->cols);
+      acts = format_outliers (l->outlier_channels, l->n_outliers, l->act_absmax);
+      cols = format_outliers (l->weight_outlier_columns, l->n_weight_outliers, l->weight_col_absmax);
+      g_print ("%-44s %11s │ %8.2f %8.2f %9.4g  %-36s │ %8.2f %7.2f %9.4g  %s\n", l->name, shape,
+               l->act.kurtosis, l->act.crest, l->act.absmax, acts,
+               l->weight.kurtosis, l->weight.crest, l->weight.absmax, cols);
+    }
+  if (bl_calib_get_flags (calib) & BL_CALIB_BLOCK_IO)
+    {
+      g_print ("\n%-6s %10s %10s   (LIM = −mean cos(h_in, h_out), methods.md §11)\n", "block", "mean cos", "LIM");
+      for (guint k = 0; k < bl_calib_get_n_blocks (calib); k++)
+        {
+          const BlCalibBlock *blk = bl_calib_get_block (calib, k);
+
+          g_print ("%-6d %10.4f %10.4f\n", blk->block, blk->mean_cos, blk->lim);
+        }
+    }
+  g_print ("\nkurtosis is E[(x−μ)⁴]/σ⁴ (3 for a Gaussian); crest is max|x|/rms.\n");
+}
+
+int
+bl_cli_stats_main (int    argc,
+                   char **argv)
+{
+  g_autofree char *text_path = NULL;
+  g_autofree char *layer_glob = NULL;
+  g_autofree char *backend_name = NULL;
+  int n_windows = 32, ctx_len = 0, n_threads = 0;
+  gint64 seed = 0;
+  gboolean json = FALSE, block_io = FALSE;
+  const GOptionEntry entries[] = {
+    { "text", 't', 0, G_OPTION_ARG_FILENAME, &text_path, "Calibration text: a file, or brown:train|validation|test (default brown:train)", "FILE" },
+    { "windows", 'n', 0, G_OPTION_ARG_INT, &n_windows, "Calibration windows (default 32)", "N" },
+    { "ctx", 'c', 0, G_OPTION_ARG_INT, &ctx_len, "Window length in tokens (default: min(512, model maximum))", "N" },
+    { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Seed of the window draw (default 0)", "N" },
+    { "layer", 'l', 0, G_OPTION_ARG_STRING, &layer_glob, "Show only layers matching GLOB, e.g. '*.down_proj.weight'", "GLOB" },
+    { "block-io", 0, 0, G_OPTION_ARG_NONE, &block_io, "Also measure each block's input/output cosine (LIM)", NULL },
+    { "threads", 'j', 0, G_OPTION_ARG_INT, &n_threads, "CPU threads (default: all cores)", "N" },
+    { "backend", 'b', 0, G_OPTION_ARG_STRING, &backend_name, "cpu, cuda or auto (default auto)", "NAME" },
+    { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print the statistics as JSON", NULL },
+    { NULL }
+  };
+  g_autoptr (GOptionContext) octx = g_option_context_new ("[MODEL] — per-layer weight and activation statistics");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (BlModel) model = NULL;
+  g_autoptr (BlBackend) backend = NULL;
+  g_autoptr (BlTextSource) source = NULL;
+  g_autoptr (GArray) ids = NULL;
+  g_autoptr (GArray) windows = NULL;
+  g_autoptr (BlCalib) calib = NULL;
+  g_autofree char *model_path = NULL;
+  BlCalibOptions options = { 0 };
+  BlTokenizer *tok;
+  const char *text;
+  gsize text_len;
+
+  g_option_context_add_main_entries (octx, entries, NULL);
+  if (!g_option_context_parse (octx, &argc, &argv, &error))
+    return bl_cli_usage_error ("stats", "%s", error->message);
+  if (argc > 2)
+    return bl_cli_usage_error ("stats", "expected at most one MODEL");
+  if (n_windows < 1)
+    return bl_cli_usage_error ("stats", "--windows must be at least 1");
+  if (n_threads < 0)
+    return bl_cli_usage_error ("stats", "--threads must be positive");
+  if (n_threads == 0)
+    n_threads = (int) g_get_num_processors ();
+
+  model_path = argc == 2 ? g_strdup (argv[1]) : bl_cli_default_model_path ();
+  model = bl_model_load (model_path, NULL, &error);
+  if (model == NULL)
+    return bl_cli_report_error (error);
+  backend = bl_backend_new (backend_name != NULL ? backend_name : "auto", n_threads, &error);
+  if (backend == NULL)
+    return bl_cli_report_error (error);
+  tok = bl_model_get_tokenizer (model);
+  if (tok == NULL)
+    {
+      g_set_error (&error, BL_ERROR, BL_ERROR_NOT_FOUND, "%s: the model has no tokenizer.json",
+                   bl_model_get_path (model));
+      return bl_cli_report_error (error);
+    }
+  source = open_text (text_path != NULL ? text_path : "brown:train", &error);
+  if (source == NULL)
+    return bl_cli_report_error (error);
+  text = bl_text_source_get_protocol_text (source, BL_PROTOCOL_GPTQ, &text_len);
+  ids = bl_tokenizer_encode (tok, text, text_len, bl_tokenizer_get_add_bos (tok));
+
+  if (ctx_len <= 0)
+    ctx_len = MIN (512, bl_model_get_config (model)->max_position_embeddings);
+  windows = bl_calib_make_windows (ids->len, ctx_len, n_windows, (guint64) seed, &error);
+  if (windows == NULL)
+    return bl_cli_report_error (error);
+
+  options.flags = BL_CALIB_ACT_STATS | (block_io ? BL_CALIB_BLOCK_IO : 0);
+  options.dataset = bl_text_source_get_name (source);
+  options.seed = (guint64) seed;
+  calib = bl_calib_collect (model, backend, (const int32_t *) ids->data, ids->len, windows,
+                            &options, NULL, on_progress, NULL, &error);
+  if (calib == NULL)
+    return bl_cli_report_error (error);
+
+  if (json)
+    print_json (calib, model, source, layer_glob);
+  else
+    print_table (calib, layer_glob);
+  return 0;
+}
