@@ -30,9 +30,7 @@
 
 #include "bl-error.h"
 #include "bl-protocol.h"
-#include "bl-store-private.h"
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (sqlite3_stmt, sqlite3_finalize)
+#include "bl-store-rows-private.h"
 
 /* z for a two-sided 95% interval, Φ⁻¹(0.975) */
 #define Z_95 1.959963984540054
@@ -957,122 +955,34 @@ bl_zeroshot_get_item_result (BlZeroshot     *self,
   return done;
 }
 
-/* Steps a statement that returns no row; a failure becomes a %BL_ERROR_STORE error. */
 static gboolean
-store_step (sqlite3       *db,
-            sqlite3_stmt  *stmt,
-            const char    *path,
-            const char    *step,
-            GError       **error)
+store_dataset (BlStore                    *store,
+               const BlZeroshotProvenance *prov,
+               GError                    **error)
 {
-  int rc = sqlite3_step (stmt);
-
-  if (rc != SQLITE_DONE)
-    {
-      g_set_error (error, BL_ERROR, BL_ERROR_STORE, "%s: store zero-shot result: %s: %s", path,
-                   step, sqlite3_errmsg (db));
-      return FALSE;
-    }
-  return TRUE;
-}
-
-static sqlite3_stmt *
-store_prepare (sqlite3     *db,
-               const char  *sql,
-               const char  *path,
-               const char  *step,
-               GError     **error)
-{
-  sqlite3_stmt *stmt = NULL;
-
-  if (sqlite3_prepare_v2 (db, sql, -1, &stmt, NULL) != SQLITE_OK)
-    {
-      g_set_error (error, BL_ERROR, BL_ERROR_STORE, "%s: store zero-shot result: %s: %s", path,
-                   step, sqlite3_errmsg (db));
-      sqlite3_finalize (stmt);
-      return NULL;
-    }
-  return stmt;
-}
-
-static void
-bind_text (sqlite3_stmt *stmt,
-           int           index,
-           const char   *value)
-{
-  if (value != NULL)
-    sqlite3_bind_text (stmt, index, value, -1, SQLITE_TRANSIENT);
-  else
-    sqlite3_bind_null (stmt, index);
-}
-
-/* NaN (a metric without a population) is stored as NULL. */
-static void
-bind_real (sqlite3_stmt *stmt,
-           int           index,
-           double        value)
-{
-  if (isfinite (value))
-    sqlite3_bind_double (stmt, index, value);
-  else
-    sqlite3_bind_null (stmt, index);
-}
-
-#define NOW_SQL "strftime ('%Y-%m-%dT%H:%M:%fZ', 'now')"
-
-static gboolean
-store_model_and_dataset (sqlite3                    *db,
-                         const char                 *path,
-                         BlModel                    *model,
-                         const BlZeroshotProvenance *prov,
-                         GError                    **error)
-{
-  g_autoptr(sqlite3_stmt) m = NULL;
   g_autoptr(sqlite3_stmt) d = NULL;
-  g_autofree char *name = g_path_get_basename (bl_model_get_path (model));
 
-  m = store_prepare (db,
-                     "INSERT INTO models (fingerprint, path, name, architecture, n_params, "
-                     "                    first_seen, last_seen) "
-                     "VALUES (?1, ?2, ?3, ?4, ?5, " NOW_SQL ", " NOW_SQL ") "
-                     "ON CONFLICT (fingerprint) DO UPDATE SET "
-                     "  path = coalesce (excluded.path, path), "
-                     "  name = coalesce (excluded.name, name), "
-                     "  architecture = coalesce (excluded.architecture, architecture), "
-                     "  n_params = coalesce (excluded.n_params, n_params), "
-                     "  last_seen = excluded.last_seen",
-                     path, "record model", error);
-  if (m == NULL)
-    return FALSE;
-  bind_text (m, 1, bl_model_get_fingerprint (model));
-  bind_text (m, 2, bl_model_get_path (model));
-  bind_text (m, 3, name);
-  bind_text (m, 4, bl_model_get_config (model)->model_type);
-  sqlite3_bind_int64 (m, 5, bl_model_get_n_params (model));
-  if (!store_step (db, m, path, "record model", error))
-    return FALSE;
-
-  d = store_prepare (db,
-                     "INSERT INTO datasets (sha256, kind, name, path, first_seen, last_seen) "
-                     "VALUES (?1, ?2, ?3, ?4, " NOW_SQL ", " NOW_SQL ") "
-                     "ON CONFLICT (sha256, kind) DO UPDATE SET "
-                     "  name = excluded.name, "
-                     "  path = coalesce (excluded.path, path), "
-                     "  last_seen = excluded.last_seen",
-                     path, "record dataset", error);
+  d = bl_store_rows_prepare (store,
+                             "INSERT INTO datasets (sha256, kind, name, path, first_seen, "
+                             "  last_seen) "
+                             "VALUES (?1, ?2, ?3, ?4, " BL_STORE_NOW_SQL ", " BL_STORE_NOW_SQL ") "
+                             "ON CONFLICT (sha256, kind) DO UPDATE SET "
+                             "  name = excluded.name, "
+                             "  path = coalesce (excluded.path, path), "
+                             "  last_seen = excluded.last_seen",
+                             "store zero-shot result: record dataset", error);
   if (d == NULL)
     return FALSE;
-  bind_text (d, 1, prov->dataset_sha256);
-  bind_text (d, 2, prov->dataset_kind);
-  bind_text (d, 3, prov->dataset_name);
-  bind_text (d, 4, prov->dataset_path);
-  return store_step (db, d, path, "record dataset", error);
+  bl_store_rows_bind_text (d, 1, prov->dataset_sha256);
+  bl_store_rows_bind_text (d, 2, prov->dataset_kind);
+  bl_store_rows_bind_text (d, 3, prov->dataset_name);
+  bl_store_rows_bind_text (d, 4, prov->dataset_path);
+  return bl_store_rows_step_done (store, d, "store zero-shot result: record dataset", error);
 }
 
 static gint64
 store_run_row (BlZeroshot                 *self,
-               sqlite3                    *db,
-               const char                 *path,
+               BlStore                    *store,
                const BlZeroshotProvenance *prov,
                const BlZeroshotMetrics    *m,
                const char                 *status,
@@ -1082,73 +992,73 @@ store_run_row (BlZeroshot                 *self,
   g_autoptr(sqlite3_stmt) stmt = NULL;
   BlModel *model = bl_engine_get_model (self->engine);
 
-  stmt = store_prepare (db,
-                        "INSERT INTO zeroshot_runs (started_at, finished_at, status, "
-                        "  model_fingerprint, task, dataset_sha256, dataset_kind, "
-                        "  tokenizer_hash, add_bos, item_limit, n_items, n_done, seed, "
-                        "  ece_bins, backend, threads, plan_json, acc, acc_stderr, acc_ci_low, "
-                        "  acc_ci_high, acc_norm, acc_norm_stderr, chance, ece, brier, "
-                        "  balance, mean_confidence, mean_loglik, ppl, wall_seconds, message, "
-                        "  bitlens_version, host) "
-                        "VALUES (?1, " NOW_SQL ", ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
-                        "  ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, "
-                        "  ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33)",
-                        path, "insert result", error);
+  stmt = bl_store_rows_prepare (store,
+                                "INSERT INTO zeroshot_runs (started_at, finished_at, status, "
+                                "  model_fingerprint, task, dataset_sha256, dataset_kind, "
+                                "  tokenizer_hash, add_bos, item_limit, n_items, n_done, seed, "
+                                "  ece_bins, backend, threads, plan_json, acc, acc_stderr, "
+                                "  acc_ci_low, acc_ci_high, acc_norm, acc_norm_stderr, chance, "
+                                "  ece, brier, balance, mean_confidence, mean_loglik, ppl, "
+                                "  wall_seconds, message, bitlens_version, host) "
+                                "VALUES (?1, " BL_STORE_NOW_SQL ", ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+                                "  ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, "
+                                "  ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, "
+                                "  ?33)",
+                                "store zero-shot result: insert result", error);
   if (stmt == NULL)
     return 0;
-  bind_text (stmt, 1, self->started_at);
-  bind_text (stmt, 2, status);
-  bind_text (stmt, 3, bl_model_get_fingerprint (model));
-  bind_text (stmt, 4, prov->task);
-  bind_text (stmt, 5, prov->dataset_sha256);
-  bind_text (stmt, 6, prov->dataset_kind);
-  bind_text (stmt, 7, bl_tokenizer_get_hash (self->tokenizer));
+  bl_store_rows_bind_text (stmt, 1, self->started_at);
+  bl_store_rows_bind_text (stmt, 2, status);
+  bl_store_rows_bind_text (stmt, 3, bl_model_get_fingerprint (model));
+  bl_store_rows_bind_text (stmt, 4, prov->task);
+  bl_store_rows_bind_text (stmt, 5, prov->dataset_sha256);
+  bl_store_rows_bind_text (stmt, 6, prov->dataset_kind);
+  bl_store_rows_bind_text (stmt, 7, bl_tokenizer_get_hash (self->tokenizer));
   sqlite3_bind_int (stmt, 8, self->options.add_bos ? 1 : 0);
   sqlite3_bind_int64 (stmt, 9, self->options.limit);
   sqlite3_bind_int64 (stmt, 10, self->n_items);
   sqlite3_bind_int64 (stmt, 11, m->n_items);
   sqlite3_bind_int64 (stmt, 12, (gint64) self->options.seed);
   sqlite3_bind_int64 (stmt, 13, m->ece_bins);
-  bind_text (stmt, 14, prov->backend);
+  bl_store_rows_bind_text (stmt, 14, prov->backend);
   if (prov->threads > 0)
     sqlite3_bind_int (stmt, 15, prov->threads);
-  bind_text (stmt, 16, prov->plan_json);
-  bind_real (stmt, 17, m->acc);
-  bind_real (stmt, 18, m->acc_stderr);
-  bind_real (stmt, 19, m->acc_ci_low);
-  bind_real (stmt, 20, m->acc_ci_high);
-  bind_real (stmt, 21, m->acc_norm);
-  bind_real (stmt, 22, m->acc_norm_stderr);
-  bind_real (stmt, 23, m->chance);
-  bind_real (stmt, 24, m->ece);
-  bind_real (stmt, 25, m->brier);
-  bind_real (stmt, 26, m->balance);
-  bind_real (stmt, 27, m->mean_confidence);
-  bind_real (stmt, 28, m->mean_loglik);
-  bind_real (stmt, 29, m->ppl);
-  bind_real (stmt, 30, self->wall_seconds);
-  bind_text (stmt, 31, message);
-  bind_text (stmt, 32, BITLENS_VERSION);
-  bind_text (stmt, 33, g_get_host_name ());
-  if (!store_step (db, stmt, path, "insert result", error))
+  bl_store_rows_bind_text (stmt, 16, prov->plan_json);
+  bl_store_rows_bind_real (stmt, 17, m->acc);
+  bl_store_rows_bind_real (stmt, 18, m->acc_stderr);
+  bl_store_rows_bind_real (stmt, 19, m->acc_ci_low);
+  bl_store_rows_bind_real (stmt, 20, m->acc_ci_high);
+  bl_store_rows_bind_real (stmt, 21, m->acc_norm);
+  bl_store_rows_bind_real (stmt, 22, m->acc_norm_stderr);
+  bl_store_rows_bind_real (stmt, 23, m->chance);
+  bl_store_rows_bind_real (stmt, 24, m->ece);
+  bl_store_rows_bind_real (stmt, 25, m->brier);
+  bl_store_rows_bind_real (stmt, 26, m->balance);
+  bl_store_rows_bind_real (stmt, 27, m->mean_confidence);
+  bl_store_rows_bind_real (stmt, 28, m->mean_loglik);
+  bl_store_rows_bind_real (stmt, 29, m->ppl);
+  bl_store_rows_bind_real (stmt, 30, self->wall_seconds);
+  bl_store_rows_bind_text (stmt, 31, message);
+  bl_store_rows_bind_text (stmt, 32, BITLENS_VERSION);
+  bl_store_rows_bind_text (stmt, 33, g_get_host_name ());
+  if (!bl_store_rows_step_done (store, stmt, "store zero-shot result: insert result", error))
     return 0;
-  return sqlite3_last_insert_rowid (db);
+  return bl_store_rows_last_id (store);
 }
 
 static gboolean
 store_item_rows (BlZeroshot  *self,
-                 sqlite3     *db,
-                 const char  *path,
+                 BlStore     *store,
                  gint64       run_id,
                  GError     **error)
 {
   g_autoptr(sqlite3_stmt) stmt = NULL;
   g_autoptr(GString) json = g_string_new (NULL);
 
-  stmt = store_prepare (db,
-                        "INSERT INTO zeroshot_items (run_id, item_index, gold, pred, "
-                        "  pred_norm, loglik) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                        path, "insert items", error);
+  stmt = bl_store_rows_prepare (store,
+                                "INSERT INTO zeroshot_items (run_id, item_index, gold, pred, "
+                                "  pred_norm, loglik) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                                "store zero-shot result: insert items", error);
   if (stmt == NULL)
     return FALSE;
   for (guint i = 0; i < self->n_items; i++)
@@ -1173,8 +1083,8 @@ store_item_rows (BlZeroshot  *self,
       sqlite3_bind_int (stmt, 3, item->gold);
       sqlite3_bind_int (stmt, 4, self->pred[i]);
       sqlite3_bind_int (stmt, 5, self->pred_norm[i]);
-      bind_text (stmt, 6, json->str);
-      if (!store_step (db, stmt, path, "insert items", error))
+      bl_store_rows_bind_text (stmt, 6, json->str);
+      if (!bl_store_rows_step_done (store, stmt, "store zero-shot result: insert items", error))
         return FALSE;
     }
   return TRUE;
@@ -1205,10 +1115,9 @@ bl_zeroshot_store (BlZeroshot                 *self,
                    const char                 *message,
                    GError                    **error)
 {
-  sqlite3 *db;
-  const char *path;
   BlZeroshotMetrics m;
-  gint64 id;
+  gint64 id = 0;
+  gboolean ok;
 
   g_return_val_if_fail (BL_IS_ZEROSHOT (self), 0);
   g_return_val_if_fail (BL_IS_STORE (store), 0);
@@ -1220,36 +1129,21 @@ bl_zeroshot_store (BlZeroshot                 *self,
   g_return_val_if_fail (self->executed, 0);
   g_return_val_if_fail (error == NULL || *error == NULL, 0);
 
-  db = bl_store_get_db (store);
-  path = bl_store_get_path (store);
-  if (sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-    {
-      g_set_error (error, BL_ERROR, BL_ERROR_STORE,
-                   "%s: store zero-shot result: begin transaction: %s", path,
-                   sqlite3_errmsg (db));
-      return 0;
-    }
+  if (!bl_store_rows_exec (store, "BEGIN IMMEDIATE",
+                           "store zero-shot result: begin transaction", error))
+    return 0;
 
   g_mutex_lock (&self->lock);
   compute_metrics (self, &m);
-  if (!store_model_and_dataset (db, path, bl_engine_get_model (self->engine), provenance,
-                                error)
-      || (id = store_run_row (self, db, path, provenance, &m, status, message, error)) == 0
-      || !store_item_rows (self, db, path, id, error))
-    {
-      g_mutex_unlock (&self->lock);
-      if (!sqlite3_get_autocommit (db))
-        sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
-      return 0;
-    }
+  ok = bl_store_rows_upsert_model (store, bl_engine_get_model (self->engine), error)
+       && store_dataset (store, provenance, error)
+       && (id = store_run_row (self, store, provenance, &m, status, message, error)) > 0
+       && store_item_rows (self, store, id, error);
   g_mutex_unlock (&self->lock);
 
-  if (sqlite3_exec (db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+  if (!ok || !bl_store_rows_exec (store, "COMMIT", "store zero-shot result: commit", error))
     {
-      g_set_error (error, BL_ERROR, BL_ERROR_STORE, "%s: store zero-shot result: commit: %s",
-                   path, sqlite3_errmsg (db));
-      if (!sqlite3_get_autocommit (db))
-        sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
+      bl_store_rows_rollback (store);
       return 0;
     }
   return id;
