@@ -15,3 +15,4 @@
 #include "bl-store.h"
 #include "bl-run.h"
 #include "bl-format.h"
+#include "bl-quant-plan.h"
