@@ -116,7 +116,8 @@ typedef struct
  * @hist_underflow: values below @hist_lo
  * @hist_overflow: values at or above @hist_hi
  * @hessian: (nullable) (array): Σ_t x_t x_tᵀ, @cols × @cols row-major fp64, un-normalised
- *   (divide by @n_tokens for E[xxᵀ]); %NULL unless requested
+ *   (divide by @n_tokens for E[xxᵀ]); %NULL unless requested. Layers that read the same
+ *   input (q/k/v, gate/up) share one matrix, so asking for one of them gives it to all
  * @weight: moments of the weight
  * @weight_col_absmax: (array length=cols): max_r |W_rj| per input column
  * @n_weight_outliers: entries in @weight_outlier_columns
