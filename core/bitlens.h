@@ -16,3 +16,4 @@
 #include "bl-run.h"
 #include "bl-format.h"
 #include "bl-quant-plan.h"
+#include "bl-quant-engine.h"

@@ -81,6 +81,7 @@ struct _BlEngine
   BlBuffer *up;
   BlBuffer *hook_in;          /* private copy of a linear input for the activation hook */
   float *hook_host;           /* host copy when the backend cannot map buffers */
+  float *kv_host;             /* host copy of k and v for the KV-cache hook, likewise */
 
   /* RoPE tables [n_rope, head_dim / 2] */
   int n_rope;
@@ -116,6 +117,7 @@ activations_clear (BlEngine *self)
       *buffers[i] = NULL;
     }
   g_clear_pointer (&self->hook_host, g_free);
+  g_clear_pointer (&self->kv_host, g_free);
   self->n_alloc = 0;
 }
 
@@ -483,6 +485,116 @@ bl_engine_get_vocab_size (BlEngine *self)
   return self->vocab;
 }
 
+/* Per-layer updates */
+
+static Linear *
+find_linear (BlEngine    *self,
+             const char  *layer_name,
+             GError     **error)
+{
+  if (g_str_equal (layer_name, self->lm_head.name))
+    return &self->lm_head;
+  for (int l = 0; l < self->n_layers; l++)
+    {
+      Block *b = &self->blocks[l];
+      Linear *all[] = { &b->q, &b->k, &b->v, &b->o, &b->gate, &b->up, &b->down };
+
+      for (guint i = 0; i < G_N_ELEMENTS (all); i++)
+        if (g_str_equal (layer_name, all[i]->name))
+          return all[i];
+    }
+  g_set_error (error, BL_ERROR, BL_ERROR_NOT_FOUND, "The engine of %s has no linear layer “%s”",
+               bl_model_get_path (self->model), layer_name);
+  return NULL;
+}
+
+/**
+ * bl_engine_set_weight:
+ * @self: an engine
+ * @layer_name: a linear layer as #BlWeightTransformFunc names it
+ * @w: [rows, cols] row-major fp32, the layer's new weight
+ * @error: return location for a #GError
+ *
+ * Replaces one linear layer's weight, e.g. after a plan change re-quantized it. No weight
+ * hook runs. The other layers are not touched; a tied lm_head that shared the embedding's
+ * buffer gets its own, so the embedding lookup stays as it was.
+ *
+ * Returns: %TRUE on success; %FALSE with %BL_ERROR_NOT_FOUND or a backend error
+ */
+gboolean
+bl_engine_set_weight (BlEngine     *self,
+                      const char   *layer_name,
+                      const float  *w,
+                      GError      **error)
+{
+  Linear *l;
+  size_t count;
+
+  g_return_val_if_fail (self != NULL, FALSE);
+  g_return_val_if_fail (layer_name != NULL && w != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if ((l = find_linear (self, layer_name, error)) == NULL)
+    return FALSE;
+  count = (size_t) l->rows * l->cols;
+  if (l->w == self->embed)
+    {
+      BlBuffer *own = bl_backend_buffer_new (self->backend, count, error);
+
+      if (own == NULL)
+        return FALSE;
+      l->w = own;
+    }
+  return bl_backend_upload (self->backend, l->w, 0, w, count, error)
+         && bl_backend_synchronize (self->backend, error);
+}
+
+/**
+ * bl_engine_set_bias:
+ * @self: an engine
+ * @layer_name: a linear layer as #BlWeightTransformFunc names it
+ * @bias: (nullable): [rows] fp32, the bias added after the layer, or %NULL for none
+ * @error: return location for a #GError
+ *
+ * Replaces, adds or removes one linear layer's output bias (bias correction adds one to a
+ * layer that had none). The lm_head takes none.
+ *
+ * Returns: %TRUE on success; %FALSE with %BL_ERROR_NOT_FOUND, %BL_ERROR_INVALID_ARGUMENT (a
+ *   bias for the lm_head) or a backend error
+ */
+gboolean
+bl_engine_set_bias (BlEngine     *self,
+                    const char   *layer_name,
+                    const float  *bias,
+                    GError      **error)
+{
+  Linear *l;
+
+  g_return_val_if_fail (self != NULL, FALSE);
+  g_return_val_if_fail (layer_name != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if ((l = find_linear (self, layer_name, error)) == NULL)
+    return FALSE;
+  if (l == &self->lm_head && bias != NULL)
+    {
+      g_set_error (error, BL_ERROR, BL_ERROR_INVALID_ARGUMENT,
+                   "The output projection of %s takes no bias (LlamaForCausalLM has none)",
+                   bl_model_get_path (self->model));
+      return FALSE;
+    }
+  if (bias == NULL)
+    {
+      bl_backend_buffer_free (self->backend, l->bias);
+      l->bias = NULL;
+      return TRUE;
+    }
+  if (l->bias == NULL && (l->bias = bl_backend_buffer_new (self->backend, l->rows, error)) == NULL)
+    return FALSE;
+  return bl_backend_upload (self->backend, l->bias, 0, bias, (size_t) l->rows, error)
+         && bl_backend_synchronize (self->backend, error);
+}
+
 /* Forward pass */
 
 static gboolean
@@ -518,6 +630,8 @@ ensure_activations (BlEngine  *self,
   if (self->hooks.activation != NULL &&
       bl_backend_buffer_map (self->backend, self->hook_in) == NULL)
     self->hook_host = g_new (float, widest * n);
+  if (self->hooks.kv_cache != NULL && bl_backend_buffer_map (self->backend, self->k) == NULL)
+    self->kv_host = g_new (float, 2 * kv_dim * n);
   self->n_alloc = n;
   return TRUE;
 }
@@ -608,6 +722,34 @@ linear (BlEngine  *self,
   return TRUE;
 }
 
+/* Lets the KV-cache hook see and change the keys (after RoPE) and values of block @block. */
+static gboolean
+kv_cache_hook (BlEngine  *self,
+               int        block,
+               int        n,
+               GError   **error)
+{
+  size_t kv_dim = (size_t) self->n_kv_heads * self->head_dim;
+  size_t count = (size_t) n * kv_dim;
+  float *k = bl_backend_buffer_map (self->backend, self->k);
+  float *v = bl_backend_buffer_map (self->backend, self->v);
+
+  if (k == NULL || v == NULL)
+    {
+      k = self->kv_host;
+      v = self->kv_host + count;
+      if (!bl_backend_download (self->backend, self->k, 0, k, count, error) ||
+          !bl_backend_download (self->backend, self->v, 0, v, count, error))
+        return FALSE;
+    }
+  self->hooks.kv_cache (block, k, v, n, (int) kv_dim, self->hooks.user_data);
+  if (k == self->kv_host &&
+      (!bl_backend_upload (self->backend, self->k, 0, k, count, error) ||
+       !bl_backend_upload (self->backend, self->v, 0, v, count, error)))
+    return FALSE;
+  return TRUE;
+}
+
 static gboolean
 check_ids (BlEngine       *self,
            const int32_t  *ids,
@@ -662,6 +804,8 @@ run_blocks (BlEngine      *self,
         return FALSE;
       bl_backend_rope (be, self->q, self->cos, self->sin, n, self->n_heads, self->head_dim);
       bl_backend_rope (be, self->k, self->cos, self->sin, n, self->n_kv_heads, self->head_dim);
+      if (self->hooks.kv_cache != NULL && !kv_cache_hook (self, l, n, error))
+        return FALSE;
       bl_backend_attention (be, self->att, self->q, self->k, self->v, n, self->n_heads,
                             self->n_kv_heads, self->head_dim);
       /* o_proj accumulates straight onto the residual stream. */

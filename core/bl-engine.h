@@ -57,18 +57,43 @@ typedef void (*BlActivationFunc) (const char  *layer_name,
                                   gpointer     user_data);
 
 /**
+ * BlKvCacheFunc:
+ * @block: the transformer block
+ * @k: (inout): the keys after the K projection and RoPE, [@n_tokens, @kv_dim] row-major host
+ *   fp32 (head h at columns h·head_dim…); change them in place
+ * @v: (inout): the values after the V projection, [@n_tokens, @kv_dim]
+ * @n_tokens: rows
+ * @kv_dim: n_kv_heads · head_dim
+ * @user_data: #BlEngineHooks.user_data
+ *
+ * Called in every block of every forward pass once the keys and values are what a KV cache
+ * would hold, before attention reads them: this is where a KV-cache quantizer goes. As with
+ * #BlActivationFunc, a backend whose buffers the host cannot map has them downloaded before
+ * and uploaded after the call.
+ */
+typedef void (*BlKvCacheFunc) (int       block,
+                               float    *k,
+                               float    *v,
+                               int       n_tokens,
+                               int       kv_dim,
+                               gpointer  user_data);
+
+/**
  * BlEngineHooks:
  * @weight_transform: (nullable): see #BlWeightTransformFunc
  * @activation: (nullable): see #BlActivationFunc
- * @user_data: passed to both
+ * @user_data: passed to every hook
+ * @kv_cache: (nullable): see #BlKvCacheFunc
  *
  * Optional callbacks for quantizers and calibration statistics. Copied by bl_engine_new().
+ * Without hooks the forward pass is exactly the unhooked one.
  */
 typedef struct
 {
   BlWeightTransformFunc weight_transform;
   BlActivationFunc activation;
   gpointer user_data;
+  BlKvCacheFunc kv_cache;
 } BlEngineHooks;
 
 typedef struct _BlEngine BlEngine;
@@ -83,6 +108,15 @@ BlModel   *bl_engine_get_model      (BlEngine            *self);
 BlBackend *bl_engine_get_backend    (BlEngine            *self);
 int        bl_engine_get_max_tokens (BlEngine            *self);
 int        bl_engine_get_vocab_size (BlEngine            *self);
+
+gboolean   bl_engine_set_weight     (BlEngine            *self,
+                                     const char          *layer_name,
+                                     const float         *w,
+                                     GError             **error);
+gboolean   bl_engine_set_bias       (BlEngine            *self,
+                                     const char          *layer_name,
+                                     const float         *bias,
+                                     GError             **error);
 
 gboolean   bl_engine_forward        (BlEngine            *self,
                                      const int32_t       *ids,

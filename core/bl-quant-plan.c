@@ -182,8 +182,12 @@ parse_activation (const char    *str,
   if ((spec->family == BL_FORMAT_INT || spec->family == BL_FORMAT_FP)
       && !(spec->explicit_mask & BL_SPEC_FIELD_GRANULARITY))
     {
-      spec->granularity = BL_GRANULARITY_TOKEN;
-      spec->explicit_mask |= BL_SPEC_FIELD_GRANULARITY;
+      /* parsed again, so that the defaults that follow from the granularity (the scale
+       * type) are the per-token ones */
+      g_autofree char *token = g_strconcat (str, ":token", NULL);
+
+      if (!bl_format_spec_parse (token, spec, error))
+        return FALSE;
     }
   if (spec->granularity != BL_GRANULARITY_TENSOR && spec->granularity != BL_GRANULARITY_CHANNEL)
     return TRUE;
@@ -474,8 +478,11 @@ bl_quant_plan_clear_rules (BlQuantPlan *self)
 const char *const *
 bl_quant_plan_get_skip (BlQuantPlan *self)
 {
+  static const char *const none[] = { NULL };
+
   g_return_val_if_fail (BL_IS_QUANT_PLAN (self), NULL);
-  return (const char *const *) self->skip->pdata;
+  /* an empty NULL-terminated GPtrArray may have no storage yet */
+  return self->skip->pdata != NULL ? (const char *const *) self->skip->pdata : none;
 }
 
 /**
