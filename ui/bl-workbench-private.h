@@ -1,0 +1,98 @@
+/* bl-workbench-private.h: what bl-workbench.c and bl-workbench-actions.c share
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#pragma once
+
+#include <adwaita.h>
+
+#include "bl-distribution-view.h"
+#include "bl-format-picker.h"
+#include "bl-layer-browser.h"
+#include "bl-measurement.h"
+#include "bl-metrics-bar.h"
+#include "bl-plan-history.h"
+#include "bl-plot.h"
+#include "bl-workbench.h"
+
+G_BEGIN_DECLS
+
+/* One finished measurement of this session, a point on the Pareto plot. */
+typedef struct
+{
+  BlPlanSnapshot *plan;      /* NULL for a stored run (its plan is not recorded) */
+  double bpw;
+  double ppl;
+  gboolean stored;
+} BlParetoPoint;
+
+struct _BlWorkbench
+{
+  AdwApplicationWindow parent_instance;
+
+  /* Template widgets */
+  AdwWindowTitle *window_title;
+  AdwToastOverlay *toast_overlay;
+  GtkStack *main_stack;
+  AdwSplitButton *models_button;
+  GtkListBox *recent_list;
+  GtkWidget *recent_group;
+  GtkListBox *hf_list;
+  GtkWidget *hf_group;
+  GtkLabel *welcome_demo_label;
+  GtkLabel *load_label;
+  GtkProgressBar *load_progress;
+  BlLayerBrowser *browser;
+  BlFormatPicker *picker;
+  AdwViewStack *view_stack;
+  BlDistributionView *distribution;
+  BlPlot *pareto_plot;
+  BlMetricsBar *metrics_bar;
+
+  /* Settings and the store */
+  GSettings *settings;
+  BlStore *store;
+  char *default_model;
+
+  /* The model */
+  char *model_path;
+  BlModel *model;
+  GCancellable *load_cancellable;
+  guint pulse_source;
+  GListStore *groups;        /* BlLayerItem groups */
+  GPtrArray *items;          /* BlLayerItem layers, model order */
+  GHashTable *items_by_name; /* name → BlLayerItem, borrowed */
+  double base_bits;          /* Σ stored bits over all layers */
+
+  /* The plan */
+  BlPlanHistory *history;
+
+  /* Evaluation text, measurements, calibration */
+  GCancellable *text_cancellable;
+  GArray *ids;
+  BlMeasurement *measurement;
+  BlMeasurement *baseline_measurement;
+  double baseline_ppl;
+  GCancellable *calib_cancellable;
+  BlCalib *calib;
+  GCancellable *qsnr_cancellable;
+  GCancellable *hf_cancellable;
+  GPtrArray *hf_models;      /* BlHfModel */
+
+  /* Pareto */
+  GPtrArray *pareto_points;  /* BlParetoPoint */
+};
+
+void     bl_workbench_init_actions       (BlWorkbench       *self);
+void     bl_workbench_update_actions     (BlWorkbench       *self);
+void     bl_workbench_restore_plan       (BlWorkbench       *self,
+                                       BlPlanSnapshot *plan,
+                                       gboolean        record);
+void     bl_workbench_toast              (BlWorkbench       *self,
+                                       const char     *format,
+                                       ...) G_GNUC_PRINTF (2, 3);
+void     bl_workbench_rebuild_models_menu (BlWorkbench      *self);
+guint    bl_workbench_apply              (BlWorkbench       *self,
+                                       const char     *scope);
+
+G_END_DECLS

@@ -1,0 +1,1491 @@
+/* bl-workbench.c: the workbench window
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#include "bl-workbench-private.h"
+
+#include <json-glib/json-glib.h>
+#include <math.h>
+#include <string.h>
+
+#include "bl-brown.h"
+#include "bl-hf-cache.h"
+#include "bl-layer-analysis.h"
+#include "bl-text-source.h"
+
+/**
+ * SECTION:bl-workbench
+ * @title: BlWorkbench
+ *
+ * The workbench: the layer browser on the left; the format picker, the distribution view
+ * and the Pareto plot on the right; the metrics bar along the bottom. The window owns the
+ * model, the plan (as the #BlLayerItem rows plus a #BlPlanHistory of snapshots), the
+ * evaluation text and the live #BlMeasurement. Loading, tokenizing, calibrating, the
+ * per-layer QSNR and every measurement run in worker threads with a #GCancellable, so no
+ * change waits for them. The actions live in bl-workbench-actions.c.
+ */
+
+#define MAX_RECENT 8
+#define CALIB_WINDOWS 8
+
+G_DEFINE_FINAL_TYPE (BlWorkbench, bl_workbench, ADW_TYPE_APPLICATION_WINDOW)
+
+enum {
+  PROP_0,
+  PROP_SETTINGS,
+  PROP_DEFAULT_MODEL,
+  N_PROPS
+};
+
+static GParamSpec *properties[N_PROPS];
+
+static void start_text (BlWorkbench *self);
+static void update_summary (BlWorkbench *self);
+static void rebuild_pareto (BlWorkbench *self);
+
+static void
+pareto_point_free (gpointer data)
+{
+  BlParetoPoint *p = data;
+
+  g_clear_pointer (&p->plan, bl_plan_snapshot_unref);
+  g_free (p);
+}
+
+/**
+ * bl_workbench_toast:
+ * @self: a window
+ * @format: printf-style message
+ * @...: arguments
+ *
+ * Shows a short message over the window.
+ */
+void
+bl_workbench_toast (BlWorkbench   *self,
+                 const char *format,
+                 ...)
+{
+  g_autofree char *text = NULL;
+  AdwToast *toast;
+  va_list args;
+
+  va_start (args, format);
+  text = g_strdup_vprintf (format, args);
+  va_end (args);
+  toast = adw_toast_new (text);
+  adw_toast_set_timeout (toast, 4);
+  adw_toast_overlay_add_toast (self->toast_overlay, toast);
+}
+
+static void
+cancel_and_clear (GCancellable **cancellable)
+{
+  if (*cancellable != NULL)
+    g_cancellable_cancel (*cancellable);
+  g_clear_object (cancellable);
+}
+
+/* Stops everything that belongs to the current model. */
+static void
+drop_model (BlWorkbench *self)
+{
+  cancel_and_clear (&self->text_cancellable);
+  cancel_and_clear (&self->calib_cancellable);
+  cancel_and_clear (&self->qsnr_cancellable);
+  if (self->measurement != NULL)
+    {
+      g_signal_handlers_disconnect_by_data (self->measurement, self);
+      bl_measurement_cancel (self->measurement);
+    }
+  if (self->baseline_measurement != NULL)
+    {
+      g_signal_handlers_disconnect_by_data (self->baseline_measurement, self);
+      bl_measurement_cancel (self->baseline_measurement);
+    }
+  bl_metrics_bar_set_measurement (self->metrics_bar, NULL);
+  g_clear_object (&self->measurement);
+  g_clear_object (&self->baseline_measurement);
+  bl_distribution_view_set_calib (self->distribution, NULL);
+  bl_distribution_view_set_layer (self->distribution, NULL);
+  g_clear_pointer (&self->calib, bl_calib_free);
+  bl_layer_browser_set_groups (self->browser, NULL);
+  g_clear_pointer (&self->items_by_name, g_hash_table_unref);
+  g_clear_pointer (&self->items, g_ptr_array_unref);
+  g_clear_object (&self->groups);
+  g_clear_pointer (&self->ids, g_array_unref);
+  g_ptr_array_set_size (self->pareto_points, 0);
+  g_clear_object (&self->model);
+  self->baseline_ppl = NAN;
+  bl_metrics_bar_set_baseline (self->metrics_bar, NAN);
+}
+
+static void
+bl_workbench_dispose (GObject *object)
+{
+  BlWorkbench *self = BL_WORKBENCH (object);
+
+  cancel_and_clear (&self->load_cancellable);
+  cancel_and_clear (&self->hf_cancellable);
+  g_clear_handle_id (&self->pulse_source, g_source_remove);
+  if (self->metrics_bar != NULL)
+    drop_model (self);
+  gtk_widget_dispose_template (GTK_WIDGET (self), BL_TYPE_WORKBENCH);
+
+  G_OBJECT_CLASS (bl_workbench_parent_class)->dispose (object);
+}
+
+static void
+bl_workbench_finalize (GObject *object)
+{
+  BlWorkbench *self = BL_WORKBENCH (object);
+
+  g_clear_object (&self->settings);
+  g_clear_object (&self->store);
+  g_clear_object (&self->history);
+  g_clear_pointer (&self->default_model, g_free);
+  g_clear_pointer (&self->model_path, g_free);
+  g_clear_pointer (&self->hf_models, g_ptr_array_unref);
+  g_clear_pointer (&self->pareto_points, g_ptr_array_unref);
+
+  G_OBJECT_CLASS (bl_workbench_parent_class)->finalize (object);
+}
+
+/* The plan */
+
+static BlPlanSnapshot *
+snapshot_from_items (BlWorkbench *self)
+{
+  BlPlanSnapshot *plan = bl_plan_snapshot_new ();
+
+  for (guint i = 0; self->items != NULL && i < self->items->len; i++)
+    {
+      BlLayerItem *item = g_ptr_array_index (self->items, i);
+
+      bl_plan_snapshot_add (plan, bl_layer_item_get_name (item), bl_layer_item_get_weight_spec (item),
+                            bl_layer_item_get_act_spec (item), bl_layer_item_get_algorithm (item));
+    }
+  return plan;
+}
+
+static double
+plan_bits (BlWorkbench *self,
+           double   *out_linear_bits,
+           gint64   *out_linear_params)
+{
+  double total = 0, linear_bits = 0;
+  gint64 linear_params = 0;
+
+  for (guint i = 0; self->items != NULL && i < self->items->len; i++)
+    {
+      BlLayerItem *item = g_ptr_array_index (self->items, i);
+
+      total += bl_layer_item_get_bits (item);
+      if (bl_layer_item_get_quantizable (item))
+        {
+          linear_bits += bl_layer_item_get_bits (item);
+          linear_params += bl_layer_item_get_n_params (item);
+        }
+    }
+  *out_linear_bits = linear_bits;
+  *out_linear_params = linear_params;
+  return total;
+}
+
+typedef struct
+{
+  BlLayerItem *item;
+  char *spec;
+  BlErrorStats stats;
+  gboolean ok;
+} QsnrJob;
+
+static void
+qsnr_job_free (gpointer data)
+{
+  QsnrJob *j = data;
+
+  g_object_unref (j->item);
+  g_free (j->spec);
+  g_free (j);
+}
+
+static void
+qsnr_thread (GTask        *task,
+             gpointer      source_object,
+             gpointer      task_data,
+             GCancellable *cancellable)
+{
+  GPtrArray *jobs = task_data;
+
+  for (guint i = 0; i < jobs->len && !g_cancellable_is_cancelled (cancellable); i++)
+    {
+      QsnrJob *j = g_ptr_array_index (jobs, i);
+      g_autoptr(BlLayerAnalysis) a = bl_layer_analysis_compute (bl_layer_item_get_layer (j->item), j->spec,
+                                                                BL_ANALYSIS_ERROR, BL_GROUP_PICK_TYPICAL,
+                                                                0, cancellable, NULL);
+
+      if (a != NULL)
+        {
+          j->stats = a->error;
+          j->ok = TRUE;
+        }
+    }
+  g_task_return_boolean (task, TRUE);
+}
+
+static void
+on_qsnr_done (GObject      *source,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  GPtrArray *jobs = g_task_get_task_data (G_TASK (result));
+
+  if (g_task_had_error (G_TASK (result)))
+    return;
+  /* An item whose spec changed meanwhile keeps waiting for the next batch. */
+  for (guint i = 0; i < jobs->len; i++)
+    {
+      QsnrJob *j = g_ptr_array_index (jobs, i);
+
+      if (j->ok && g_strcmp0 (j->spec, bl_layer_item_get_weight_spec (j->item)) == 0)
+        bl_layer_item_set_error_stats (j->item, &j->stats);
+    }
+}
+
+/* Computes the QSNR of every quantized layer that does not know its own yet. */
+static void
+update_qsnr (BlWorkbench *self)
+{
+  g_autoptr(GTask) task = NULL;
+  GPtrArray *jobs = g_ptr_array_new_with_free_func (qsnr_job_free);
+
+  cancel_and_clear (&self->qsnr_cancellable);
+  for (guint i = 0; self->items != NULL && i < self->items->len; i++)
+    {
+      BlLayerItem *item = g_ptr_array_index (self->items, i);
+
+      if (bl_layer_item_get_weight_spec (item) != NULL && isnan (bl_layer_item_get_qsnr (item)))
+        {
+          QsnrJob *j = g_new0 (QsnrJob, 1);
+
+          j->item = g_object_ref (item);
+          j->spec = g_strdup (bl_layer_item_get_weight_spec (item));
+          g_ptr_array_add (jobs, j);
+        }
+    }
+  if (jobs->len == 0)
+    {
+      g_ptr_array_unref (jobs);
+      return;
+    }
+  self->qsnr_cancellable = g_cancellable_new ();
+  task = g_task_new (self, self->qsnr_cancellable, on_qsnr_done, NULL);
+  g_task_set_task_data (task, jobs, (GDestroyNotify) g_ptr_array_unref);
+  g_task_set_return_on_cancel (task, FALSE);
+  g_task_run_in_thread (task, qsnr_thread);
+}
+
+/* Δppl needs the unquantized model's perplexity on the same windows. While the plan is
+ * empty the live measurement is that; otherwise a second measurement runs once. */
+static void
+ensure_baseline (BlWorkbench *self)
+{
+  BlMeasurementState state;
+
+  if (self->baseline_measurement == NULL || !isnan (self->baseline_ppl)
+      || bl_plan_snapshot_is_empty (bl_plan_history_get_current (self->history)))
+    return;
+  state = bl_measurement_get_state (self->baseline_measurement);
+  if (state == BL_MEASUREMENT_RUNNING || state == BL_MEASUREMENT_PREPARING)
+    return;
+  {
+    g_autoptr(BlPlanSnapshot) empty = bl_plan_snapshot_new ();
+
+    bl_measurement_start (self->baseline_measurement, empty);
+  }
+}
+
+static void
+start_measurement (BlWorkbench *self)
+{
+  if (self->measurement == NULL || !bl_measurement_has_text (self->measurement))
+    return;
+  bl_measurement_start (self->measurement, bl_plan_history_get_current (self->history));
+}
+
+/* Everything that follows a change of the plan, at once: sizes, QSNR, the measurement. */
+static void
+plan_changed (BlWorkbench *self,
+              gboolean  record)
+{
+  g_autoptr(BlPlanSnapshot) plan = snapshot_from_items (self);
+
+  if (record && !bl_plan_history_push (self->history, plan))
+    return;
+  update_summary (self);
+  update_qsnr (self);
+  start_measurement (self);
+  ensure_baseline (self);
+  rebuild_pareto (self);
+  bl_workbench_update_actions (self);
+}
+
+/**
+ * bl_workbench_restore_plan:
+ * @self: a window with a model
+ * @plan: the plan to show
+ * @record: whether the change is a new step of the undo history (%FALSE for undo/redo)
+ *
+ * Sets every layer's specs from @plan; layers @plan does not name become unquantized.
+ */
+void
+bl_workbench_restore_plan (BlWorkbench       *self,
+                        BlPlanSnapshot *plan,
+                        gboolean        record)
+{
+  g_return_if_fail (BL_IS_WORKBENCH (self));
+  g_return_if_fail (plan != NULL);
+
+  for (guint i = 0; self->items != NULL && i < self->items->len; i++)
+    {
+      BlLayerItem *item = g_ptr_array_index (self->items, i);
+      const BlPlanEntry *e = bl_plan_snapshot_lookup (plan, bl_layer_item_get_name (item));
+
+      bl_layer_item_set_plan (item, e ? e->weight_spec : NULL, e ? e->act_spec : NULL,
+                              e ? e->algorithm : NULL);
+    }
+  plan_changed (self, record);
+}
+
+static gboolean
+apply_to (BlWorkbench   *self,
+          GPtrArray  *targets,
+          const char *spec,
+          const char *act_spec,
+          const char *algorithm)
+{
+  gboolean changed = FALSE;
+
+  for (guint i = 0; i < targets->len; i++)
+    {
+      BlLayerItem *item = g_ptr_array_index (targets, i);
+
+      if (bl_layer_item_get_quantizable (item))
+        changed |= bl_layer_item_set_plan (item, spec, act_spec, algorithm);
+    }
+  return changed;
+}
+
+/**
+ * bl_workbench_apply:
+ * @self: a window with a model
+ * @scope: "selection", "type", "all" or "clear"
+ *
+ * Gives the picker's format to the selected layers, to every layer of the focused layer's
+ * type, or to every linear layer; "clear" leaves the selected layers unquantized.
+ *
+ * Returns: the number of layers the scope covers
+ */
+guint
+bl_workbench_apply (BlWorkbench   *self,
+                 const char *scope)
+{
+  g_autoptr(GPtrArray) targets = NULL;
+  const char *spec = bl_format_picker_get_spec (self->picker);
+  const char *act = bl_format_picker_get_act_spec (self->picker);
+  const char *algorithm = bl_format_picker_get_algorithm (self->picker);
+  BlLayerItem *focus = bl_layer_browser_get_focus (self->browser);
+  gboolean changed;
+
+  g_return_val_if_fail (BL_IS_WORKBENCH (self), 0);
+
+  if (self->items == NULL)
+    return 0;
+  if (g_str_equal (scope, "type"))
+    {
+      targets = g_ptr_array_new_with_free_func (g_object_unref);
+      if (focus != NULL)
+        for (guint i = 0; i < self->items->len; i++)
+          {
+            BlLayerItem *item = g_ptr_array_index (self->items, i);
+
+            if (g_str_equal (bl_layer_item_get_type_key (item), bl_layer_item_get_type_key (focus)))
+              g_ptr_array_add (targets, g_object_ref (item));
+          }
+    }
+  else if (g_str_equal (scope, "all"))
+    {
+      targets = g_ptr_array_new_with_free_func (g_object_unref);
+      for (guint i = 0; i < self->items->len; i++)
+        g_ptr_array_add (targets, g_object_ref (g_ptr_array_index (self->items, i)));
+    }
+  else
+    targets = bl_layer_browser_get_selected_layers (self->browser);
+
+  if (g_str_equal (scope, "clear"))
+    changed = apply_to (self, targets, NULL, NULL, NULL);
+  else if (spec == NULL)
+    return 0;
+  else
+    changed = apply_to (self, targets, spec, act, algorithm);
+  if (changed)
+    plan_changed (self, TRUE);
+  return targets->len;
+}
+
+/* Sizes: what the picker's format would cost on the selection, and what the plan costs. */
+static void
+update_summary (BlWorkbench *self)
+{
+  g_autoptr(GPtrArray) selected = NULL;
+  g_autoptr(GString) s = g_string_new (NULL);
+  const char *spec = bl_format_picker_get_spec (self->picker);
+  double linear_bits, total_bits;
+  gint64 linear_params;
+  BlFormatSpec fs;
+
+  if (self->items == NULL)
+    return;
+  total_bits = plan_bits (self, &linear_bits, &linear_params);
+  bl_metrics_bar_set_size (self->metrics_bar, linear_params ? linear_bits / linear_params : 0,
+                           total_bits / 8e6, self->base_bits / 8e6);
+
+  selected = bl_layer_browser_get_selected_layers (self->browser);
+  if (spec == NULL || !bl_format_spec_parse (spec, &fs, NULL))
+    {
+      bl_format_picker_set_summary (self->picker, "<span foreground=\"#c01c28\">Not a valid spec; "
+                                    "see the tooltip of the entry.</span>");
+      return;
+    }
+  {
+    double sel_bits = 0, all_bits = total_bits;
+    gint64 sel_params = 0;
+    guint n_sel = 0;
+
+    for (guint i = 0; i < selected->len; i++)
+      {
+        BlLayerItem *item = g_ptr_array_index (selected, i);
+        BlLayer *layer = bl_layer_item_get_layer (item);
+        const BlTensor *t = bl_layer_get_tensor (layer);
+
+        if (!bl_layer_item_get_quantizable (item))
+          continue;
+        n_sel++;
+        sel_params += bl_layer_item_get_n_params (item);
+        sel_bits += bl_format_spec_bits_for_shape (&fs, t->shape[0], t->shape[1]) * bl_layer_item_get_n_params (item);
+      }
+    for (guint i = 0; i < self->items->len; i++)
+      {
+        BlLayerItem *item = g_ptr_array_index (self->items, i);
+        const BlTensor *t = bl_layer_get_tensor (bl_layer_item_get_layer (item));
+
+        if (bl_layer_item_get_quantizable (item))
+          all_bits += bl_format_spec_bits_for_shape (&fs, t->shape[0], t->shape[1]) * bl_layer_item_get_n_params (item)
+                      - bl_layer_item_get_bits (item);
+      }
+    if (n_sel > 0)
+      g_string_append_printf (s, "<b>%s</b> on %u selected layer%s: <b>%.3f bits/weight</b>, %.3f MB · ",
+                              spec, n_sel, n_sel == 1 ? "" : "s", sel_bits / sel_params, sel_bits / 8e6);
+    else
+      g_string_append_printf (s, "<b>%s</b>: %.3f bits/weight for a full group · ", spec,
+                              bl_format_spec_bits_per_weight (&fs));
+    g_string_append_printf (s, "on every linear layer the model would be <b>%.2f MB</b> (%.0f%% of %.2f MB)",
+                            all_bits / 8e6, 100.0 * all_bits / self->base_bits, self->base_bits / 8e6);
+    bl_format_picker_set_summary (self->picker, s->str);
+  }
+}
+
+static void
+update_targets (BlWorkbench *self)
+{
+  g_autoptr(GPtrArray) selected = bl_layer_browser_get_selected_layers (self->browser);
+  BlLayerItem *focus = bl_layer_browser_get_focus (self->browser);
+  guint n = 0;
+  BlLayerItem *only = NULL;
+
+  for (guint i = 0; i < selected->len; i++)
+    if (bl_layer_item_get_quantizable (g_ptr_array_index (selected, i)))
+      {
+        only = g_ptr_array_index (selected, i);
+        n++;
+      }
+  bl_format_picker_set_target (self->picker, n, n == 1 ? bl_layer_item_get_title (only) : NULL,
+                               focus && bl_layer_item_get_quantizable (focus)
+                               ? bl_layer_item_get_type_key (focus) : NULL);
+}
+
+static void
+on_selection_changed (BlWorkbench *self)
+{
+  update_targets (self);
+  update_summary (self);
+  bl_workbench_update_actions (self);
+}
+
+static void
+on_focus_changed (BlWorkbench *self)
+{
+  BlLayerItem *focus = bl_layer_browser_get_focus (self->browser);
+
+  /* A layer that has a format shows it in the picker; otherwise the picker keeps the
+   * format being tried, previewed on this layer. */
+  if (focus != NULL && bl_layer_item_get_weight_spec (focus) != NULL)
+    {
+      bl_format_picker_set_spec (self->picker, bl_layer_item_get_weight_spec (focus));
+      bl_format_picker_set_act_spec (self->picker, bl_layer_item_get_act_spec (focus));
+      bl_format_picker_set_algorithm (self->picker, bl_layer_item_get_algorithm (focus));
+    }
+  bl_distribution_view_set_layer (self->distribution, focus);
+  update_targets (self);
+}
+
+static void
+on_picker_spec_changed (BlWorkbench *self)
+{
+  const char *spec = bl_format_picker_get_spec (self->picker);
+
+  if (spec != NULL)
+    bl_distribution_view_set_spec (self->distribution, spec);
+  update_summary (self);
+  bl_workbench_update_actions (self);
+}
+
+/* The evaluation text */
+
+typedef struct
+{
+  GArray *ids;
+  char *name;
+  char *path;
+  char *sha256;
+  char *kind;
+} TextData;
+
+static void
+text_data_free (gpointer data)
+{
+  TextData *td = data;
+
+  g_clear_pointer (&td->ids, g_array_unref);
+  g_free (td->name);
+  g_free (td->path);
+  g_free (td->sha256);
+  g_free (td->kind);
+  g_free (td);
+}
+
+static void
+text_thread (GTask        *task,
+             gpointer      source_object,
+             gpointer      task_data,
+             GCancellable *cancellable)
+{
+  const char *spec = task_data;
+  BlModel *model = g_object_get_data (G_OBJECT (task), "bl-model");
+  BlTokenizer *tok = bl_model_get_tokenizer (model);
+  g_autoptr(BlTextSource) source = NULL;
+  GError *error = NULL;
+  TextData *td;
+  const char *text;
+  gsize len;
+
+  if (tok == NULL)
+    {
+      g_task_return_new_error (task, BL_ERROR, BL_ERROR_NOT_FOUND,
+                               "%s has no tokenizer.json, so perplexity cannot be measured",
+                               bl_model_get_path (model));
+      return;
+    }
+  if (g_str_has_prefix (spec, "brown:"))
+    {
+      g_autofree char *dir = bl_brown_default_dir ();
+
+      source = bl_brown_load_split (dir, spec + strlen ("brown:"), &error);
+    }
+  else
+    source = bl_text_source_new_from_file (spec, bl_text_source_kind_from_path (spec), &error);
+  if (source == NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  if (g_task_return_error_if_cancelled (task))
+    return;
+  text = bl_text_source_get_protocol_text (source, BL_PROTOCOL_GPTQ, &len);
+  td = g_new0 (TextData, 1);
+  td->ids = bl_tokenizer_encode (tok, text, len, bl_tokenizer_get_add_bos (tok));
+  td->name = g_strdup (bl_text_source_get_name (source));
+  td->path = g_strdup (bl_text_source_get_path (source));
+  td->sha256 = g_strdup (bl_text_source_get_sha256 (source));
+  td->kind = g_strdup (bl_text_source_kind_to_string (bl_text_source_get_kind (source)));
+  g_task_return_pointer (task, td, text_data_free);
+}
+
+static void
+add_pareto_point (BlWorkbench       *self,
+                  BlPlanSnapshot *plan,
+                  double          ppl)
+{
+  double linear_bits;
+  gint64 linear_params;
+  BlParetoPoint *p;
+
+  for (guint i = 0; i < self->pareto_points->len; i++)
+    {
+      BlParetoPoint *old = g_ptr_array_index (self->pareto_points, i);
+
+      if (old->plan != NULL && bl_plan_snapshot_equal (old->plan, plan))
+        {
+          g_ptr_array_remove_index (self->pareto_points, i);
+          break;
+        }
+    }
+  /* the plan's bits are the items' bits while the plan is current */
+  plan_bits (self, &linear_bits, &linear_params);
+  p = g_new0 (BlParetoPoint, 1);
+  p->plan = bl_plan_snapshot_ref (plan);
+  p->bpw = linear_params ? linear_bits / linear_params : 0;
+  p->ppl = ppl;
+  g_ptr_array_add (self->pareto_points, p);
+  rebuild_pareto (self);
+}
+
+static void
+on_measurement_progress (BlWorkbench      *self,
+                         BlMeasurement *measurement)
+{
+  BlPlanSnapshot *plan = bl_measurement_get_plan (measurement);
+
+  bl_workbench_update_actions (self);
+  if (bl_measurement_get_state (measurement) != BL_MEASUREMENT_FINISHED || plan == NULL)
+    return;
+  if (bl_plan_snapshot_is_empty (plan))
+    {
+      self->baseline_ppl = bl_measurement_get_ppl (measurement);
+      bl_metrics_bar_set_baseline (self->metrics_bar, self->baseline_ppl);
+    }
+  if (measurement == self->measurement
+      && bl_plan_snapshot_equal (plan, bl_plan_history_get_current (self->history)))
+    add_pareto_point (self, plan, bl_measurement_get_ppl (measurement));
+}
+
+static void
+calib_progress (int      done,
+                int      total,
+                gpointer user_data)
+{
+}
+
+static void
+calib_thread (GTask        *task,
+              gpointer      source_object,
+              gpointer      task_data,
+              GCancellable *cancellable)
+{
+  BlModel *model = g_object_get_data (G_OBJECT (task), "bl-model");
+  GArray *ids = task_data;
+  BlCalibOptions opts = { 0 };
+  g_autoptr(GArray) windows = NULL;
+  BlBackend *backend;
+  BlCalib *calib;
+  GError *error = NULL;
+  int ctx = MIN (256, bl_model_get_config (model)->max_position_embeddings);
+
+  windows = bl_calib_make_windows (ids->len, ctx, CALIB_WINDOWS, 0, &error);
+  if (windows == NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  backend = bl_backend_new ("cpu", 1, &error);
+  if (backend == NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  opts.flags = BL_CALIB_ACT_STATS;
+  calib = bl_calib_collect (model, backend, (const int32_t *) ids->data, ids->len, windows, &opts,
+                            cancellable, calib_progress, NULL, &error);
+  bl_backend_free (backend);
+  if (calib == NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_pointer (task, calib, (GDestroyNotify) bl_calib_free);
+}
+
+static void
+on_calib_done (GObject      *source,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  BlWorkbench *self = BL_WORKBENCH (source);
+  g_autoptr(GError) error = NULL;
+  BlCalib *calib = g_task_propagate_pointer (G_TASK (result), &error);
+
+  if (calib == NULL)
+    {
+      if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        bl_distribution_view_set_calib_status (self->distribution, error->message);
+      return;
+    }
+  bl_distribution_view_set_calib (self->distribution, NULL);
+  g_clear_pointer (&self->calib, bl_calib_free);
+  self->calib = calib;
+  bl_distribution_view_set_calib (self->distribution, calib);
+  {
+    const char *dataset;
+    guint64 seed;
+    int n_windows, ctx;
+    g_autofree char *status = NULL;
+
+    bl_calib_get_provenance (calib, &dataset, &seed, &n_windows, &ctx);
+    status = g_strdup_printf ("Inputs from one calibration pass: %d windows of %d tokens of %s.",
+                              n_windows, ctx, dataset ? dataset : "the evaluation text");
+    bl_distribution_view_set_calib_status (self->distribution, status);
+  }
+}
+
+static void
+start_calibration (BlWorkbench   *self,
+                   const char *text_name)
+{
+  g_autoptr(GTask) task = NULL;
+
+  cancel_and_clear (&self->calib_cancellable);
+  self->calib_cancellable = g_cancellable_new ();
+  bl_distribution_view_set_calib_status (self->distribution, "Calibrating on the evaluation text…");
+  task = g_task_new (self, self->calib_cancellable, on_calib_done, NULL);
+  g_object_set_data_full (G_OBJECT (task), "bl-model", g_object_ref (self->model), g_object_unref);
+  g_task_set_task_data (task, g_array_ref (self->ids), (GDestroyNotify) g_array_unref);
+  g_task_set_return_on_cancel (task, FALSE);
+  g_task_run_in_thread (task, calib_thread);
+}
+
+static int
+n_threads (BlWorkbench *self)
+{
+  int n = g_settings_get_int (self->settings, "threads");
+
+  /* one core stays with the interface */
+  if (n <= 0)
+    n = MAX (1, (int) g_get_num_processors () - 1);
+  return n;
+}
+
+/* A new window length or window count applies from the next measurement on. */
+static void
+on_eval_settings_changed (BlWorkbench *self)
+{
+  BlMeasurement *ms[] = { self->measurement, self->baseline_measurement };
+
+  for (guint i = 0; i < G_N_ELEMENTS (ms); i++)
+    if (ms[i] != NULL)
+      {
+        bl_measurement_cancel (ms[i]);
+        bl_measurement_set_options (ms[i], g_settings_get_int (self->settings, "eval-ctx"),
+                                    g_settings_get_int (self->settings, "eval-windows"));
+      }
+  /* the old baseline was measured on other windows */
+  self->baseline_ppl = NAN;
+  bl_metrics_bar_set_baseline (self->metrics_bar, NAN);
+  start_measurement (self);
+  ensure_baseline (self);
+}
+
+static BlMeasurement *
+new_measurement (BlWorkbench *self,
+                 TextData *td)
+{
+  BlMeasurement *m = bl_measurement_new (self->model, n_threads (self));
+
+  bl_measurement_set_text (m, td->ids, td->name, td->path, td->sha256, td->kind);
+  bl_measurement_set_options (m, g_settings_get_int (self->settings, "eval-ctx"),
+                              g_settings_get_int (self->settings, "eval-windows"));
+  bl_measurement_set_store (m, self->store);
+  g_signal_connect_swapped (m, "progress", G_CALLBACK (on_measurement_progress), self);
+  return m;
+}
+
+static void
+on_text_ready (GObject      *source,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  BlWorkbench *self = BL_WORKBENCH (source);
+  g_autoptr(GError) error = NULL;
+  TextData *td = g_task_propagate_pointer (G_TASK (result), &error);
+
+  if (td == NULL)
+    {
+      if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        {
+          bl_workbench_toast (self, "No perplexity: %s", error->message);
+          bl_distribution_view_set_calib_status (self->distribution, error->message);
+        }
+      return;
+    }
+  self->ids = g_array_ref (td->ids);
+  self->measurement = new_measurement (self, td);
+  self->baseline_measurement = new_measurement (self, td);
+  bl_metrics_bar_set_measurement (self->metrics_bar, self->measurement);
+  start_measurement (self);
+  ensure_baseline (self);
+  start_calibration (self, td->name);
+  text_data_free (td);
+}
+
+static void
+start_text (BlWorkbench *self)
+{
+  g_autoptr(GTask) task = NULL;
+
+  cancel_and_clear (&self->text_cancellable);
+  self->text_cancellable = g_cancellable_new ();
+  task = g_task_new (self, self->text_cancellable, on_text_ready, NULL);
+  g_object_set_data_full (G_OBJECT (task), "bl-model", g_object_ref (self->model), g_object_unref);
+  g_task_set_task_data (task, g_settings_get_string (self->settings, "eval-text"), g_free);
+  g_task_run_in_thread (task, text_thread);
+}
+
+/* The Pareto plot */
+
+static void
+rebuild_pareto (BlWorkbench *self)
+{
+  BlPlanSnapshot *current = self->history ? bl_plan_history_get_current (self->history) : NULL;
+  guint n = self->pareto_points->len;
+  g_autofree double *xs = g_new (double, MAX (n, 1));
+  g_autofree double *ys = g_new (double, MAX (n, 1));
+  int highlight = -1;
+
+  for (guint i = 0; i < n; i++)
+    {
+      BlParetoPoint *p = g_ptr_array_index (self->pareto_points, i);
+
+      xs[i] = p->bpw;
+      ys[i] = p->ppl;
+      if (current != NULL && p->plan != NULL && bl_plan_snapshot_equal (p->plan, current))
+        highlight = (int) i;
+    }
+  bl_plot_clear (self->pareto_plot);
+  if (n > 0)
+    bl_plot_add_points (self->pareto_plot, "measured plans (click to restore)", xs, ys, n,
+                        BL_PLOT_BLUE, highlight);
+}
+
+static void
+on_pareto_point (BlWorkbench *self,
+                 guint     series,
+                 guint     point)
+{
+  BlParetoPoint *p;
+
+  if (point >= self->pareto_points->len)
+    return;
+  p = g_ptr_array_index (self->pareto_points, point);
+  if (p->plan != NULL)
+    {
+      g_autofree char *what = bl_plan_snapshot_describe (p->plan);
+
+      bl_workbench_restore_plan (self, p->plan, TRUE);
+      bl_workbench_toast (self, "Restored %s (%.3f bits/weight, ppl %.2f)", what, p->bpw, p->ppl);
+    }
+}
+
+/* Loading a model */
+
+static void
+add_recent (BlWorkbench   *self,
+            const char *path)
+{
+  g_auto(GStrv) old = g_settings_get_strv (self->settings, "recent-models");
+  g_autoptr(GStrvBuilder) b = g_strv_builder_new ();
+  g_auto(GStrv) recent = NULL;
+  guint n = 1;
+
+  g_strv_builder_add (b, path);
+  for (guint i = 0; old[i] != NULL && n < MAX_RECENT; i++)
+    if (!g_str_equal (old[i], path))
+      {
+        g_strv_builder_add (b, old[i]);
+        n++;
+      }
+  recent = g_strv_builder_end (b);
+  g_settings_set_strv (self->settings, "recent-models", (const char *const *) recent);
+}
+
+static char *
+group_title (int        block,
+             BlLayerKind kind)
+{
+  if (block >= 0)
+    return g_strdup_printf ("Block %d", block);
+  return g_strdup (kind == BL_LAYER_EMBEDDING ? "Embedding" : "Output");
+}
+
+static void
+build_items (BlWorkbench *self)
+{
+  GListModel *layers = G_LIST_MODEL (self->model);
+  BlLayerItem *group = NULL;
+  g_autofree char *group_name = NULL;
+
+  self->groups = g_list_store_new (BL_TYPE_LAYER_ITEM);
+  self->items = g_ptr_array_new_with_free_func (g_object_unref);
+  self->items_by_name = g_hash_table_new (g_str_hash, g_str_equal);
+  self->base_bits = 0;
+
+  for (guint i = 0; i < g_list_model_get_n_items (layers); i++)
+    {
+      g_autoptr(BlLayer) layer = g_list_model_get_item (layers, i);
+      g_autofree char *title = group_title (bl_layer_get_block (layer), bl_layer_get_kind (layer));
+      BlLayerItem *item = bl_layer_item_new_layer (layer);
+
+      if (group == NULL || !g_str_equal (title, group_name))
+        {
+          g_autoptr(BlLayerItem) g = bl_layer_item_new_group (title, bl_layer_get_block (layer));
+
+          g_list_store_append (self->groups, g);
+          group = g;
+          g_free (group_name);
+          group_name = g_strdup (title);
+        }
+      bl_layer_item_add_child (group, item);
+      g_ptr_array_add (self->items, item);
+      g_hash_table_insert (self->items_by_name, (gpointer) bl_layer_item_get_name (item), item);
+      self->base_bits += bl_layer_item_get_bits (item);
+    }
+}
+
+static char *
+display_name (const char *path)
+{
+  g_autofree char *base = g_path_get_basename (path);
+  g_autofree char *parent = g_path_get_dirname (path);
+  g_autofree char *grand = g_path_get_dirname (parent);
+  g_autofree char *repo = g_path_get_basename (grand);
+
+  /* an HF cache snapshot: models--ORG--NAME/snapshots/REV */
+  if (g_str_has_prefix (repo, "models--"))
+    {
+      g_auto(GStrv) parts = g_strsplit (repo + strlen ("models--"), "--", -1);
+
+      return g_strjoinv ("/", parts);
+    }
+  return g_steal_pointer (&base);
+}
+
+static void
+show_model (BlWorkbench *self)
+{
+  const BlModelConfig *config = bl_model_get_config (self->model);
+  g_autofree char *name = display_name (self->model_path);
+  g_autofree char *subtitle = NULL;
+  g_autoptr(BlPlanSnapshot) empty = bl_plan_snapshot_new ();
+
+  build_items (self);
+  bl_layer_browser_set_groups (self->browser, G_LIST_MODEL (self->groups));
+  bl_plan_history_reset (self->history, empty);
+
+  subtitle = g_strdup_printf ("%s · %s · %d blocks · %.2fM parameters", name,
+                              config->model_type ? config->model_type : "model", config->n_layers,
+                              bl_model_get_n_params (self->model) / 1e6);
+  adw_window_title_set_subtitle (self->window_title, subtitle);
+  gtk_window_set_title (GTK_WINDOW (self), name);
+  gtk_stack_set_visible_child_name (self->main_stack, "workbench");
+
+  /* the first linear layer, so the distribution view has something to show */
+  for (guint i = 0; i < self->items->len; i++)
+    {
+      BlLayerItem *item = g_ptr_array_index (self->items, i);
+
+      if (bl_layer_item_get_quantizable (item))
+        {
+          bl_layer_browser_select_layer (self->browser, bl_layer_item_get_name (item));
+          break;
+        }
+    }
+  update_summary (self);
+  rebuild_pareto (self);
+  bl_workbench_update_actions (self);
+  start_text (self);
+}
+
+static void
+on_model_loaded (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  g_autoptr(BlWorkbench) self = user_data;
+  g_autoptr(GError) error = NULL;
+  BlModel *model = bl_model_load_finish (result, &error);
+
+  g_clear_handle_id (&self->pulse_source, g_source_remove);
+  g_clear_object (&self->load_cancellable);
+  if (model == NULL)
+    {
+      gtk_stack_set_visible_child_name (self->main_stack, self->model ? "workbench" : "welcome");
+      if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        bl_workbench_toast (self, "Could not open the model: %s", error->message);
+      bl_workbench_update_actions (self);
+      return;
+    }
+  drop_model (self);
+  self->model = model;
+  g_free (self->model_path);
+  self->model_path = g_strdup (bl_model_get_path (model));
+  add_recent (self, self->model_path);
+  show_model (self);
+}
+
+static gboolean
+pulse (gpointer data)
+{
+  BlWorkbench *self = data;
+
+  gtk_progress_bar_pulse (self->load_progress);
+  return G_SOURCE_CONTINUE;
+}
+
+/**
+ * bl_workbench_open:
+ * @self: a window
+ * @path: a model directory (or a file inside one)
+ *
+ * Loads the model in the background with a progress bar and a cancel button; the workbench
+ * shows it when it is loaded, and the measurement starts.
+ */
+void
+bl_workbench_open (BlWorkbench   *self,
+                const char *path)
+{
+  g_autofree char *dir = NULL;
+  g_autofree char *label = NULL;
+
+  g_return_if_fail (BL_IS_WORKBENCH (self));
+  g_return_if_fail (path != NULL);
+
+  dir = g_file_test (path, G_FILE_TEST_IS_DIR) ? g_strdup (path) : g_path_get_dirname (path);
+  cancel_and_clear (&self->load_cancellable);
+  self->load_cancellable = g_cancellable_new ();
+  label = g_strdup_printf ("Loading %s", dir);
+  gtk_label_set_text (self->load_label, label);
+  gtk_stack_set_visible_child_name (self->main_stack, "loading");
+  if (self->pulse_source == 0)
+    self->pulse_source = g_timeout_add (100, pulse, self);
+  bl_model_load_async (dir, self->load_cancellable, on_model_loaded, g_object_ref (self));
+  bl_workbench_update_actions (self);
+}
+
+/* The welcome page and the models menu */
+
+static GtkWidget *
+model_row (const char *title,
+           const char *subtitle,
+           const char *path)
+{
+  GtkWidget *row = adw_action_row_new ();
+
+  adw_preferences_row_set_title (ADW_PREFERENCES_ROW (row), title);
+  adw_preferences_row_set_use_markup (ADW_PREFERENCES_ROW (row), FALSE);
+  adw_action_row_set_subtitle (ADW_ACTION_ROW (row), subtitle);
+  gtk_list_box_row_set_activatable (GTK_LIST_BOX_ROW (row), TRUE);
+  gtk_actionable_set_action_name (GTK_ACTIONABLE (row), "win.open-path");
+  gtk_actionable_set_action_target (GTK_ACTIONABLE (row), "s", path);
+  adw_action_row_add_suffix (ADW_ACTION_ROW (row), gtk_image_new_from_icon_name ("go-next-symbolic"));
+  return row;
+}
+
+static void
+clear_list (GtkListBox *list)
+{
+  GtkWidget *child;
+
+  while ((child = gtk_widget_get_first_child (GTK_WIDGET (list))) != NULL)
+    gtk_list_box_remove (list, child);
+}
+
+/**
+ * bl_workbench_rebuild_models_menu:
+ * @self: a window
+ *
+ * Refreshes the "open" menu and the welcome page from the recent list and the Hugging
+ * Face cache.
+ */
+void
+bl_workbench_rebuild_models_menu (BlWorkbench *self)
+{
+  g_auto(GStrv) recent = g_settings_get_strv (self->settings, "recent-models");
+  g_autoptr(GMenu) menu = g_menu_new ();
+  g_autoptr(GMenu) recent_section = g_menu_new ();
+  g_autoptr(GMenu) hf_section = g_menu_new ();
+  g_autoptr(GMenu) demo_section = g_menu_new ();
+
+  clear_list (self->recent_list);
+  clear_list (self->hf_list);
+  for (guint i = 0; recent[i] != NULL; i++)
+    {
+      g_autofree char *name = display_name (recent[i]);
+      g_autoptr(GMenuItem) item = g_menu_item_new (name, NULL);
+
+      g_menu_item_set_action_and_target (item, "win.open-path", "s", recent[i]);
+      g_menu_append_item (recent_section, item);
+      gtk_list_box_append (self->recent_list, model_row (name, recent[i], recent[i]));
+    }
+  gtk_widget_set_visible (self->recent_group, recent[0] != NULL);
+  for (guint i = 0; self->hf_models != NULL && i < self->hf_models->len; i++)
+    {
+      BlHfModel *m = g_ptr_array_index (self->hf_models, i);
+      g_autoptr(GMenuItem) item = g_menu_item_new (m->repo, NULL);
+
+      g_menu_item_set_action_and_target (item, "win.open-path", "s", m->path);
+      g_menu_append_item (hf_section, item);
+      gtk_list_box_append (self->hf_list, model_row (m->repo, m->path, m->path));
+    }
+  gtk_widget_set_visible (self->hf_group, self->hf_models != NULL && self->hf_models->len > 0);
+  g_menu_append (demo_section, "The bundled demo model", "win.open-demo");
+  g_menu_append (demo_section, "Open a model folder…", "win.open");
+  g_menu_append_section (menu, "Recent", G_MENU_MODEL (recent_section));
+  if (self->hf_models != NULL && self->hf_models->len > 0)
+    g_menu_append_section (menu, "Hugging Face cache", G_MENU_MODEL (hf_section));
+  g_menu_append_section (menu, NULL, G_MENU_MODEL (demo_section));
+  adw_split_button_set_menu_model (self->models_button, G_MENU_MODEL (menu));
+}
+
+static void
+on_hf_scanned (GObject      *source,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  BlWorkbench *self = BL_WORKBENCH (source);
+  GPtrArray *models = g_task_propagate_pointer (G_TASK (result), NULL);
+
+  if (models == NULL)
+    return;
+  g_clear_pointer (&self->hf_models, g_ptr_array_unref);
+  self->hf_models = models;
+  bl_workbench_rebuild_models_menu (self);
+}
+
+static void
+hf_scan_thread (GTask        *task,
+                gpointer      source_object,
+                gpointer      task_data,
+                GCancellable *cancellable)
+{
+  g_task_return_pointer (task, bl_hf_cache_scan (NULL, cancellable), (GDestroyNotify) g_ptr_array_unref);
+}
+
+static void
+scan_hf_cache (BlWorkbench *self)
+{
+  g_autoptr(GTask) task = NULL;
+
+  cancel_and_clear (&self->hf_cancellable);
+  self->hf_cancellable = g_cancellable_new ();
+  task = g_task_new (self, self->hf_cancellable, on_hf_scanned, NULL);
+  g_task_run_in_thread (task, hf_scan_thread);
+}
+
+/* Drag and drop */
+
+static gboolean
+on_drop (GtkDropTarget *target,
+         const GValue  *value,
+         double         x,
+         double         y,
+         BlWorkbench      *self)
+{
+  GSList *files;
+  g_autofree char *path = NULL;
+
+  if (!G_VALUE_HOLDS (value, GDK_TYPE_FILE_LIST))
+    return FALSE;
+  files = g_value_get_boxed (value);
+  if (files == NULL)
+    return FALSE;
+  path = g_file_get_path (files->data);
+  if (path == NULL)
+    return FALSE;
+  bl_workbench_open (self, path);
+  return TRUE;
+}
+
+static void
+bl_workbench_constructed (GObject *object)
+{
+  BlWorkbench *self = BL_WORKBENCH (object);
+
+  G_OBJECT_CLASS (bl_workbench_parent_class)->constructed (object);
+
+  g_settings_bind (self->settings, "window-width", self, "default-width", G_SETTINGS_BIND_DEFAULT);
+  g_settings_bind (self->settings, "window-height", self, "default-height", G_SETTINGS_BIND_DEFAULT);
+  g_settings_bind (self->settings, "window-maximized", self, "maximized", G_SETTINGS_BIND_DEFAULT);
+  g_signal_connect_object (self->settings, "changed::recent-models",
+                           G_CALLBACK (bl_workbench_rebuild_models_menu), self, G_CONNECT_SWAPPED);
+  g_signal_connect_object (self->settings, "changed::eval-ctx",
+                           G_CALLBACK (on_eval_settings_changed), self, G_CONNECT_SWAPPED);
+  g_signal_connect_object (self->settings, "changed::eval-windows",
+                           G_CALLBACK (on_eval_settings_changed), self, G_CONNECT_SWAPPED);
+  bl_workbench_rebuild_models_menu (self);
+  scan_hf_cache (self);
+  bl_workbench_init_actions (self);
+  bl_workbench_update_actions (self);
+}
+
+static void
+bl_workbench_set_property (GObject      *object,
+                        guint         prop_id,
+                        const GValue *value,
+                        GParamSpec   *pspec)
+{
+  BlWorkbench *self = BL_WORKBENCH (object);
+
+  switch (prop_id)
+    {
+    case PROP_SETTINGS:
+      self->settings = g_value_dup_object (value);
+      break;
+    case PROP_DEFAULT_MODEL:
+      self->default_model = g_value_dup_string (value);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+bl_workbench_class_init (BlWorkbenchClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  GtkWidgetClass *widget_class = GTK_WIDGET_CLASS (klass);
+
+  object_class->constructed = bl_workbench_constructed;
+  object_class->dispose = bl_workbench_dispose;
+  object_class->finalize = bl_workbench_finalize;
+  object_class->set_property = bl_workbench_set_property;
+
+  properties[PROP_SETTINGS] =
+    g_param_spec_object ("settings", NULL, NULL, G_TYPE_SETTINGS,
+                         G_PARAM_WRITABLE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+  properties[PROP_DEFAULT_MODEL] =
+    g_param_spec_string ("default-model", NULL, NULL, NULL,
+                         G_PARAM_WRITABLE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+
+  g_type_ensure (BL_TYPE_LAYER_BROWSER);
+  g_type_ensure (BL_TYPE_FORMAT_PICKER);
+  g_type_ensure (BL_TYPE_DISTRIBUTION_VIEW);
+  g_type_ensure (BL_TYPE_METRICS_BAR);
+  g_type_ensure (BL_TYPE_PLOT);
+
+  gtk_widget_class_set_template_from_resource (widget_class, "/io/github/bitlens/Bitlens/bl-workbench.ui");
+  gtk_widget_class_bind_template_child (widget_class, BlWorkbench, window_title);
+  gtk_widget_class_bind_template_child (widget_class, BlWorkbench, toast_overlay);
+  gtk_widget_class_bind_template_child (widget_class, BlWorkbench, main_stack);
+  gtk_widget_class_bind_template_child (widget_class, BlWorkbench, models_button);
+  gtk_widget_class_bind_template_child (widget_class, BlWorkbench, recent_list);
+  gtk_widget_class_bind_template_child (widget_class, BlWorkbench, recent_group);
+  gtk_widget_class_bind_template_child (widget_class, BlWorkbench, hf_list);
+  gtk_widget_class_bind_template_child (widget_class, BlWorkbench, hf_group);
+  gtk_widget_class_bind_template_child (widget_class, BlWorkbench, welcome_demo_label);
+  gtk_widget_class_bind_template_child (widget_class, BlWorkbench, load_label);
+  gtk_widget_class_bind_template_child (widget_class, BlWorkbench, load_progress);
+  gtk_widget_class_bind_template_child (widget_class, BlWorkbench, browser);
+  gtk_widget_class_bind_template_child (widget_class, BlWorkbench, picker);
+  gtk_widget_class_bind_template_child (widget_class, BlWorkbench, view_stack);
+  gtk_widget_class_bind_template_child (widget_class, BlWorkbench, distribution);
+  gtk_widget_class_bind_template_child (widget_class, BlWorkbench, pareto_plot);
+  gtk_widget_class_bind_template_child (widget_class, BlWorkbench, metrics_bar);
+  gtk_widget_class_bind_template_callback (widget_class, on_selection_changed);
+  gtk_widget_class_bind_template_callback (widget_class, on_focus_changed);
+  gtk_widget_class_bind_template_callback (widget_class, on_picker_spec_changed);
+  gtk_widget_class_bind_template_callback (widget_class, on_pareto_point);
+}
+
+static void
+bl_workbench_init (BlWorkbench *self)
+{
+  GtkDropTarget *drop;
+  g_autoptr(GError) error = NULL;
+
+  self->history = bl_plan_history_new ();
+  self->pareto_points = g_ptr_array_new_with_free_func (pareto_point_free);
+  self->baseline_ppl = NAN;
+
+  gtk_widget_init_template (GTK_WIDGET (self));
+  /* the picker chose its first format before the template connected its signals */
+  bl_distribution_view_set_spec (self->distribution, bl_format_picker_get_spec (self->picker));
+
+  drop = gtk_drop_target_new (GDK_TYPE_FILE_LIST, GDK_ACTION_COPY);
+  g_signal_connect (drop, "drop", G_CALLBACK (on_drop), self);
+  gtk_widget_add_controller (GTK_WIDGET (self), GTK_EVENT_CONTROLLER (drop));
+
+  bl_plot_set_title (self->pareto_plot, "Quality against size");
+  bl_plot_set_axis_labels (self->pareto_plot, "bits per weight (linear layers)", "perplexity");
+  bl_plot_set_placeholder (self->pareto_plot, "Finished measurements appear here");
+
+  self->store = bl_store_open (NULL, &error);
+  if (self->store == NULL)
+    g_message ("runs will not be recorded: %s", error->message);
+}
+
+/**
+ * bl_workbench_new:
+ * @application: the application
+ * @settings: the application's settings (io.github.bitlens.Bitlens)
+ * @default_model: (nullable): the model the "demo" action opens
+ *
+ * Returns: (transfer full): a new window on the welcome page
+ */
+BlWorkbench *
+bl_workbench_new (GtkApplication *application,
+               GSettings      *settings,
+               const char     *default_model)
+{
+  BlWorkbench *self;
+
+  g_return_val_if_fail (GTK_IS_APPLICATION (application), NULL);
+  g_return_val_if_fail (G_IS_SETTINGS (settings), NULL);
+
+  self = g_object_new (BL_TYPE_WORKBENCH,
+                       "application", application,
+                       "settings", settings,
+                       "default-model", default_model,
+                       NULL);
+  return self;
+}
+
+/**
+ * bl_workbench_get_model:
+ * @self: a window
+ *
+ * Returns: (transfer none) (nullable): the model shown
+ */
+BlModel *
+bl_workbench_get_model (BlWorkbench *self)
+{
+  g_return_val_if_fail (BL_IS_WORKBENCH (self), NULL);
+
+  return self->model;
+}
+
+/**
+ * bl_workbench_get_plan:
+ * @self: a window
+ *
+ * Returns: (transfer none): the current plan
+ */
+BlPlanSnapshot *
+bl_workbench_get_plan (BlWorkbench *self)
+{
+  g_return_val_if_fail (BL_IS_WORKBENCH (self), NULL);
+
+  return bl_plan_history_get_current (self->history);
+}
+
+/**
+ * bl_workbench_get_measurement:
+ * @self: a window
+ *
+ * Returns: (transfer none) (nullable): the live measurement, once the evaluation text is
+ *   tokenized
+ */
+BlMeasurement *
+bl_workbench_get_measurement (BlWorkbench *self)
+{
+  g_return_val_if_fail (BL_IS_WORKBENCH (self), NULL);
+
+  return self->measurement;
+}
+
+/**
+ * bl_workbench_get_part:
+ * @self: a window
+ * @name: "browser", "picker", "distribution", "metrics", "pareto", "stack" or "views"
+ *
+ * For tests and tools that drive the window.
+ *
+ * Returns: (transfer none) (nullable): the widget, or %NULL for an unknown @name
+ */
+GtkWidget *
+bl_workbench_get_part (BlWorkbench   *self,
+                    const char *name)
+{
+  g_return_val_if_fail (BL_IS_WORKBENCH (self), NULL);
+
+  if (g_str_equal (name, "browser"))
+    return GTK_WIDGET (self->browser);
+  if (g_str_equal (name, "picker"))
+    return GTK_WIDGET (self->picker);
+  if (g_str_equal (name, "distribution"))
+    return GTK_WIDGET (self->distribution);
+  if (g_str_equal (name, "metrics"))
+    return GTK_WIDGET (self->metrics_bar);
+  if (g_str_equal (name, "pareto"))
+    return GTK_WIDGET (self->pareto_plot);
+  if (g_str_equal (name, "stack"))
+    return GTK_WIDGET (self->main_stack);
+  if (g_str_equal (name, "views"))
+    return GTK_WIDGET (self->view_stack);
+  return NULL;
+}
+
+/**
+ * bl_workbench_export_plan:
+ * @self: a window with a model
+ * @file: where to write the plan
+ * @error: return location for a #GError
+ *
+ * Writes the current plan as JSON: one rule per quantized layer.
+ *
+ * Returns: %TRUE on success
+ */
+gboolean
+bl_workbench_export_plan (BlWorkbench  *self,
+                          GFile        *file,
+                          GError      **error)
+{
+  BlPlanSnapshot *plan;
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  g_autoptr(JsonGenerator) gen = json_generator_new ();
+  g_autoptr(JsonNode) root = NULL;
+  g_autofree char *text = NULL;
+
+  g_return_val_if_fail (BL_IS_WORKBENCH (self), FALSE);
+  g_return_val_if_fail (G_IS_FILE (file), FALSE);
+
+  plan = bl_plan_history_get_current (self->history);
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "rules");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < bl_plan_snapshot_get_n_entries (plan); i++)
+    {
+      const BlPlanEntry *e = bl_plan_snapshot_get_entry (plan, i);
+
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "pattern");
+      json_builder_add_string_value (b, e->layer);
+      if (e->weight_spec != NULL)
+        {
+          json_builder_set_member_name (b, "weight");
+          json_builder_add_string_value (b, e->weight_spec);
+        }
+      if (e->act_spec != NULL)
+        {
+          json_builder_set_member_name (b, "activation");
+          json_builder_add_string_value (b, e->act_spec);
+        }
+      json_builder_set_member_name (b, "algorithm");
+      json_builder_add_string_value (b, e->algorithm);
+      json_builder_end_object (b);
+    }
+  json_builder_end_array (b);
+  json_builder_end_object (b);
+  root = json_builder_get_root (b);
+  json_generator_set_root (gen, root);
+  json_generator_set_pretty (gen, TRUE);
+  text = json_generator_to_data (gen, NULL);
+  return g_file_replace_contents (file, text, strlen (text), NULL, FALSE, G_FILE_CREATE_REPLACE_DESTINATION,
+                                  NULL, NULL, error);
+}
