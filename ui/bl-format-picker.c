@@ -80,13 +80,16 @@ static const char *const conventions[] = { "sym", "asym", "gptq", "q4_0", NULL }
 static const char *const scale_rules[] = { "floor", "ceil", "rceil", "even", NULL };
 static const char *const roundings[] = { "rne", "away", "zero", "up", "stochastic", NULL };
 
-/* The algorithms the live measurement runs without calibration; the others arrive with
- * the quantized engine of issue 4. */
-static const char *const algorithms[] = { "rtn", "clip-mse", NULL };
+/* The weight algorithms of bl-quant-algo.h and the compositions people use; the data-aware
+ * ones calibrate first (bl-quant-engine.h). */
+static const char *const algorithms[] = { "rtn", "clip-mse", "gptq", "awq", "smoothquant+gptq",
+                                          "hadamard+gptq", "hadamard", "gptq+bias-correction", NULL };
 
-/* Dynamic activation quantizers: per token, per tensor, or in MX/NV blocks along a row. */
-static const char *const act_specs[] = { "none", "int8:token", "int4:token", "fp8-e4m3:token",
-                                         "fp8-e4m3:tensor", "mxfp8-e4m3", "mxfp4", "nvfp4", NULL };
+/* Activation quantizers: dynamic per token or in MX/NV blocks along a row, and static per
+ * tensor from calibrated ranges. */
+static const char *const act_specs[] = { "none", "int8:token", "int8:tensor", "int4:token",
+                                         "fp8-e4m3:token", "fp8-e4m3:tensor", "mxfp8-e4m3", "mxfp4",
+                                         "nvfp4", NULL };
 
 static const char *const *
 variants_for (BlFormatFamily family,

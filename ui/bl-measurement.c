@@ -6,7 +6,7 @@
 
 #include <math.h>
 
-#include "bl-quant-algo.h"
+#include "bl-quant-engine.h"
 
 /**
  * SECTION:bl-measurement
@@ -14,41 +14,51 @@
  *
  * Measures the perplexity of the model under one plan on the evaluation text, and restarts
  * on every change: bl_measurement_start() cancels the measurement in flight and begins
- * another. The weights are quantized for the plan in a worker thread (an engine is built with
- * the plan's weight hook), then a #BlRun evaluates the windows in its fixed random order in
- * another; after every window the properties change in the main context, so the GUI shows a
- * number within a second and watches its confidence interval shrink. Nothing here blocks
- * the main loop.
+ * another. A worker thread moves one #BlQuantEngine to the plan (which quantizes again only
+ * the layers whose assignment changed, bl_quant_engine_set_plan()) and evaluates the windows
+ * with a #BlRun in its fixed random order; after every window the properties change in the
+ * main context, so the GUI shows a number within a second and watches its confidence
+ * interval shrink. Nothing here blocks the main loop.
  *
- * A superseded measurement is cancelled and cleans up after itself in the background; its
- * late signals are ignored. Only measurements of the unquantized model are recorded in the
- * store, because a #BlRun does not yet carry the plan into its stored record, and a quantized
- * run stored without its plan would be recorded as the unquantized model.
+ * The engine is shared by successive measurements: a worker holds it (a mutex) from the
+ * plan change to the end of its run, and a superseded measurement stops at its next
+ * cancellation check, so the next one waits at most one layer. Late signals of a superseded
+ * measurement are ignored.
+ *
+ * Calibration, for the plans that need it (static activation ranges, data-aware algorithms),
+ * reads windows of the evaluation text chosen by the plan's calibration seed.
+ *
+ * Only measurements of the unquantized model are recorded in the store, because a #BlRun
+ * does not carry the plan into its stored record, and a quantized run stored without its
+ * plan would read as the unquantized model.
  */
 
+/* The quantized engine, shared by the measurements of one #BlMeasurement. */
 typedef struct
 {
-  BlFormatSpec weight;
-  gboolean has_weight;
-  BlFormatSpec act;
-  gboolean has_act;
-  char *algorithm;
-} LayerSpecs;
+  gatomicrefcount ref_count;
+  GMutex lock;               /* held by the worker that uses the engine */
+  BlBackend *backend;
+  BlQuantEngine *engine;
+  gpointer active_job;       /* the Job holding @lock, for progress reports */
+} EngineSlot;
 
 typedef struct
 {
   gatomicrefcount ref_count;
   BlMeasurement *owner;      /* borrowed; valid while the job is owner->job */
+  GMainContext *context;
   BlModel *model;
-  BlPlanSnapshot *plan;
-  GHashTable *specs;         /* layer name → LayerSpecs */
+  BlPlanSnapshot *snapshot;
+  BlQuantPlan *plan;
+  EngineSlot *slot;
+  GArray *ids;
+  BlRunOptions options;
+  BlStore *store;
+  BlRunProvenance prov;
+  char *prov_strings[4];
   int n_threads;
   GCancellable *cancellable;
-  BlBackend *backend;
-  BlEngine *engine;
-  BlRun *run;
-  GMutex error_lock;
-  GError *hook_error;        /* the first error a hook met */
 } Job;
 
 struct _BlMeasurement
@@ -65,6 +75,7 @@ struct _BlMeasurement
   char *text_kind;
   BlRunOptions options;
   BlStore *store;
+  EngineSlot *slot;
 
   /* The measurement in flight */
   Job *job;
@@ -77,6 +88,7 @@ struct _BlMeasurement
   double ppl_high;
   double tokens_per_second;
   char *message;
+  char *stage;
 };
 
 G_DEFINE_FINAL_TYPE (BlMeasurement, bl_measurement, G_TYPE_OBJECT)
@@ -107,13 +119,32 @@ enum {
 
 static guint signals[N_SIGNALS];
 
-static void
-layer_specs_free (gpointer data)
+static EngineSlot *
+engine_slot_new (void)
 {
-  LayerSpecs *ls = data;
+  EngineSlot *slot = g_new0 (EngineSlot, 1);
 
-  g_free (ls->algorithm);
-  g_free (ls);
+  g_atomic_ref_count_init (&slot->ref_count);
+  g_mutex_init (&slot->lock);
+  return slot;
+}
+
+static EngineSlot *
+engine_slot_ref (EngineSlot *slot)
+{
+  g_atomic_ref_count_inc (&slot->ref_count);
+  return slot;
+}
+
+static void
+engine_slot_unref (EngineSlot *slot)
+{
+  if (!g_atomic_ref_count_dec (&slot->ref_count))
+    return;
+  g_clear_pointer (&slot->engine, bl_quant_engine_free);
+  g_clear_pointer (&slot->backend, bl_backend_free);
+  g_mutex_clear (&slot->lock);
+  g_free (slot);
 }
 
 static Job *
@@ -128,28 +159,17 @@ job_unref (Job *job)
 {
   if (!g_atomic_ref_count_dec (&job->ref_count))
     return;
-  g_clear_object (&job->run);
-  g_clear_pointer (&job->engine, bl_engine_free);
-  g_clear_pointer (&job->backend, bl_backend_free);
+  g_clear_pointer (&job->context, g_main_context_unref);
   g_clear_object (&job->model);
-  g_clear_pointer (&job->plan, bl_plan_snapshot_unref);
-  g_clear_pointer (&job->specs, g_hash_table_unref);
+  g_clear_pointer (&job->snapshot, bl_plan_snapshot_unref);
+  g_clear_object (&job->plan);
+  g_clear_pointer (&job->slot, engine_slot_unref);
+  g_clear_pointer (&job->ids, g_array_unref);
+  g_clear_object (&job->store);
+  for (guint i = 0; i < G_N_ELEMENTS (job->prov_strings); i++)
+    g_free (job->prov_strings[i]);
   g_clear_object (&job->cancellable);
-  g_clear_error (&job->hook_error);
-  g_mutex_clear (&job->error_lock);
   g_free (job);
-}
-
-static void
-job_set_error (Job    *job,
-               GError *error)
-{
-  g_mutex_lock (&job->error_lock);
-  if (job->hook_error == NULL)
-    job->hook_error = error;
-  else
-    g_error_free (error);
-  g_mutex_unlock (&job->error_lock);
 }
 
 static void
@@ -176,6 +196,8 @@ bl_measurement_finalize (GObject *object)
   g_clear_object (&self->store);
   g_clear_pointer (&self->plan, bl_plan_snapshot_unref);
   g_clear_pointer (&self->message, g_free);
+  g_clear_pointer (&self->stage, g_free);
+  g_clear_pointer (&self->slot, engine_slot_unref);
 
   G_OBJECT_CLASS (bl_measurement_parent_class)->finalize (object);
 }
@@ -269,6 +291,7 @@ bl_measurement_new (BlModel *model,
   self = g_object_new (BL_TYPE_MEASUREMENT, NULL);
   self->model = g_object_ref (model);
   self->n_threads = MAX (1, n_threads);
+  self->slot = engine_slot_new ();
   return self;
 }
 
@@ -379,104 +402,6 @@ reset_numbers (BlMeasurement *self)
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_PPL]);
 }
 
-/* Called once per linear weight by bl_engine_new(), in the job's worker thread. */
-static void
-weight_hook (const char  *layer_name,
-             BlLayerKind  kind,
-             float       *w,
-             int64_t      rows,
-             int64_t      cols,
-             gpointer     user_data)
-{
-  Job *job = user_data;
-  LayerSpecs *ls = g_hash_table_lookup (job->specs, layer_name);
-  BlInputTransform transform;
-  GError *error = NULL;
-
-  if (ls == NULL || !ls->has_weight)
-    return;
-  if (!bl_quant_algo_apply (ls->algorithm, NULL, &ls->weight, ls->has_act ? &ls->act : NULL,
-                            NULL, w, rows, cols, NULL, &transform, &error))
-    {
-      g_prefix_error (&error, "%s: ", layer_name);
-      job_set_error (job, error);
-      return;
-    }
-  if (!bl_input_transform_is_identity (&transform))
-    job_set_error (job, g_error_new (BL_ERROR, BL_ERROR_INVALID_ARGUMENT,
-                                     "%s: the %s algorithm transforms the layer's input, which "
-                                     "the live measurement cannot apply yet",
-                                     layer_name, ls->algorithm));
-  bl_input_transform_clear (&transform);
-}
-
-/* The activation quantizer: dynamic fake quantization of each linear layer's input, with
- * the scale granularity the spec names (per token for ":token"). */
-static void
-activation_hook (const char  *layer_name,
-                 BlLayerKind  kind,
-                 int          block,
-                 float       *x,
-                 int          n_tokens,
-                 int          dim,
-                 gpointer     user_data)
-{
-  Job *job = user_data;
-  LayerSpecs *ls = g_hash_table_lookup (job->specs, layer_name);
-  GError *error = NULL;
-
-  if (ls == NULL || !ls->has_act)
-    return;
-  if (!bl_format_fake_quant (&ls->act, x, x, n_tokens, dim, 1, &error))
-    {
-      g_prefix_error (&error, "%s input: ", layer_name);
-      job_set_error (job, error);
-    }
-}
-
-static void
-build_thread (GTask        *task,
-              gpointer      source_object,
-              gpointer      task_data,
-              GCancellable *cancellable)
-{
-  Job *job = task_data;
-  BlEngineHooks hooks = { 0 };
-  GError *error = NULL;
-  gboolean any_act = FALSE;
-  GHashTableIter iter;
-  gpointer value;
-
-  g_hash_table_iter_init (&iter, job->specs);
-  while (g_hash_table_iter_next (&iter, NULL, &value))
-    any_act |= ((LayerSpecs *) value)->has_act;
-
-  hooks.weight_transform = weight_hook;
-  hooks.activation = any_act ? activation_hook : NULL;
-  hooks.user_data = job;
-
-  job->backend = bl_backend_new ("cpu", job->n_threads, &error);
-  if (job->backend == NULL)
-    {
-      g_task_return_error (task, error);
-      return;
-    }
-  if (g_task_return_error_if_cancelled (task))
-    return;
-  job->engine = bl_engine_new (job->model, job->backend, &hooks, &error);
-  if (job->engine == NULL)
-    {
-      g_task_return_error (task, error);
-      return;
-    }
-  if (job->hook_error != NULL)
-    {
-      g_task_return_error (task, g_error_copy (job->hook_error));
-      return;
-    }
-  g_task_return_boolean (task, TRUE);
-}
-
 static void
 update_from_run (BlMeasurement *self,
                  BlRun         *run)
@@ -495,194 +420,256 @@ update_from_run (BlMeasurement *self,
 }
 
 static void
+set_stage (BlMeasurement *self,
+           char          *stage)
+{
+  g_free (self->stage);
+  self->stage = stage;
+}
+
+/* Messages from the worker to the main context. */
+typedef enum
+{
+  MSG_STAGE,
+  MSG_RUNNING,
+  MSG_WINDOW,
+} MsgKind;
+
+typedef struct
+{
+  Job *job;
+  MsgKind kind;
+  char *stage;
+  BlRun *run;
+} Msg;
+
+static void
+msg_free (gpointer data)
+{
+  Msg *msg = data;
+
+  job_unref (msg->job);
+  g_free (msg->stage);
+  g_clear_object (&msg->run);
+  g_free (msg);
+}
+
+static gboolean
+msg_dispatch (gpointer data)
+{
+  Msg *msg = data;
+  BlMeasurement *self = msg->job->owner;
+
+  if (self == NULL || self->job != msg->job)
+    return G_SOURCE_REMOVE;
+  switch (msg->kind)
+    {
+    case MSG_STAGE:
+      set_stage (self, g_steal_pointer (&msg->stage));
+      g_signal_emit (self, signals[SIGNAL_PROGRESS], 0);
+      break;
+    case MSG_RUNNING:
+      set_stage (self, NULL);
+      update_from_run (self, msg->run);
+      set_state (self, BL_MEASUREMENT_RUNNING, NULL);
+      break;
+    case MSG_WINDOW:
+    default:
+      update_from_run (self, msg->run);
+      g_signal_emit (self, signals[SIGNAL_PROGRESS], 0);
+      break;
+    }
+  return G_SOURCE_REMOVE;
+}
+
+static void
+post (Job     *job,
+      MsgKind  kind,
+      char    *stage,
+      BlRun   *run)
+{
+  Msg *msg = g_new0 (Msg, 1);
+
+  msg->job = job_ref (job);
+  msg->kind = kind;
+  msg->stage = stage;
+  msg->run = run ? g_object_ref (run) : NULL;
+  g_main_context_invoke_full (job->context, G_PRIORITY_DEFAULT, msg_dispatch, msg, msg_free);
+}
+
+/* The quantized engine's progress, in the worker: which stage, how far. */
+static void
+on_engine_progress (const char *stage,
+                    int         done,
+                    int         total,
+                    gpointer    user_data)
+{
+  EngineSlot *slot = user_data;
+  Job *job = slot->active_job;
+  const char *what;
+
+  if (job == NULL)
+    return;
+  if (g_str_equal (stage, "quantize"))
+    what = "quantizing weights";
+  else if (g_str_equal (stage, "calibration"))
+    what = "calibrating";
+  else
+    what = "observing activation ranges";
+  post (job, MSG_STAGE, g_strdup_printf ("%s %d/%d…", what, done, total), NULL);
+}
+
+static void
 on_window_done (BlRun    *run,
                 guint     n_done,
                 gpointer  user_data)
 {
-  Job *job = user_data;
-  BlMeasurement *self = job->owner;
+  post (user_data, MSG_WINDOW, NULL, run);
+}
 
-  if (self == NULL || self->job != job)
-    return;
-  update_from_run (self, run);
-  g_signal_emit (self, signals[SIGNAL_PROGRESS], 0);
+/* Moves the shared engine to the job's plan and runs the windows, holding the engine. */
+static gboolean
+measure (Job           *job,
+         GCancellable  *cancellable,
+         GError       **error)
+{
+  EngineSlot *slot = job->slot;
+  g_autoptr(BlRun) run = NULL;
+
+  if (g_cancellable_set_error_if_cancelled (cancellable, error))
+    return FALSE;
+  if (slot->engine == NULL)
+    {
+      if (slot->backend == NULL && (slot->backend = bl_backend_new ("cpu", job->n_threads, error)) == NULL)
+        return FALSE;
+      slot->engine = bl_quant_engine_new (job->model, slot->backend, job->plan,
+                                          (const int32_t *) job->ids->data, job->ids->len,
+                                          cancellable, on_engine_progress, slot, error);
+      if (slot->engine == NULL)
+        return FALSE;
+    }
+  else if (!bl_quant_engine_set_plan (slot->engine, job->plan, cancellable, error))
+    return FALSE;
+
+  run = bl_run_new (job->model, bl_quant_engine_get_engine (slot->engine), (const int32_t *) job->ids->data,
+                    job->ids->len, &job->options, error);
+  if (run == NULL)
+    return FALSE;
+  if (job->store != NULL)
+    bl_run_set_store (run, job->store, &job->prov);
+  g_signal_connect (run, "window-done", G_CALLBACK (on_window_done), job);
+  post (job, MSG_RUNNING, NULL, run);
+  if (!bl_run_execute (run, cancellable, error))
+    return FALSE;
+  post (job, MSG_WINDOW, NULL, run);
+  return TRUE;
 }
 
 static void
-on_run_done (GObject      *source,
+measure_thread (GTask        *task,
+                gpointer      source_object,
+                gpointer      task_data,
+                GCancellable *cancellable)
+{
+  Job *job = task_data;
+  EngineSlot *slot = job->slot;
+  GError *error = NULL;
+  gboolean ok;
+
+  g_mutex_lock (&slot->lock);
+  slot->active_job = job;
+  ok = measure (job, cancellable, &error);
+  slot->active_job = NULL;
+  g_mutex_unlock (&slot->lock);
+
+  if (ok)
+    g_task_return_boolean (task, TRUE);
+  else
+    g_task_return_error (task, error);
+}
+
+static void
+on_measured (GObject      *source,
              GAsyncResult *result,
              gpointer      user_data)
 {
-  Job *job = user_data;
+  Job *job = g_task_get_task_data (G_TASK (result));
   BlMeasurement *self = job->owner;
   g_autoptr(GError) error = NULL;
-  gboolean ok = bl_run_execute_finish (BL_RUN (source), result, &error);
+  gboolean ok = g_task_propagate_boolean (G_TASK (result), &error);
 
-  if (ok && job->hook_error != NULL)
-    {
-      ok = FALSE;
-      error = g_error_copy (job->hook_error);
-    }
-  if (self != NULL && self->job == job)
-    {
-      self->job = NULL;
-      update_from_run (self, BL_RUN (source));
-      if (ok)
-        set_state (self, BL_MEASUREMENT_FINISHED, NULL);
-      else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-        set_state (self, BL_MEASUREMENT_IDLE, NULL);
-      else
-        set_state (self, BL_MEASUREMENT_FAILED, error->message);
-      job->owner = NULL;
-      job_unref (job);       /* the owner's reference */
-    }
-  job_unref (job);           /* the run's reference */
-}
-
-static void
-on_built (GObject      *source,
-          GAsyncResult *result,
-          gpointer      user_data)
-{
-  Job *job = user_data;
-  BlMeasurement *self = job->owner;
-  g_autoptr(GError) error = NULL;
-
-  if (!g_task_propagate_boolean (G_TASK (result), &error) || self == NULL || self->job != job)
-    {
-      if (self != NULL && self->job == job)
-        {
-          self->job = NULL;
-          job->owner = NULL;
-          job_unref (job);   /* the owner's reference */
-          if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-            set_state (self, BL_MEASUREMENT_IDLE, NULL);
-          else
-            set_state (self, BL_MEASUREMENT_FAILED, error->message);
-        }
-      job_unref (job);       /* the task's reference */
-      return;
-    }
-
-  job->run = bl_run_new (job->model, job->engine, (const int32_t *) self->ids->data, self->ids->len,
-                         &self->options, &error);
-  if (job->run == NULL)
-    {
-      self->job = NULL;
-      job->owner = NULL;
-      job_unref (job);
-      job_unref (job);
-      set_state (self, BL_MEASUREMENT_FAILED, error->message);
-      return;
-    }
-  if (self->store != NULL && bl_plan_snapshot_is_empty (job->plan))
-    {
-      BlRunProvenance prov = {
-        .dataset_name = self->text_name,
-        .dataset_path = self->text_path,
-        .dataset_sha256 = self->text_sha256,
-        .dataset_kind = self->text_kind,
-        .backend = bl_backend_get_name (job->backend),
-        .n_threads = job->n_threads,
-      };
-
-      bl_run_set_store (job->run, self->store, &prov);
-    }
-  self->n_windows = bl_run_get_n_windows (job->run);
-  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_N_WINDOWS]);
-  set_state (self, BL_MEASUREMENT_RUNNING, NULL);
-  g_signal_connect (job->run, "window-done", G_CALLBACK (on_window_done), job);
-  /* the task's reference passes to the run */
-  bl_run_execute_async (job->run, job->cancellable, on_run_done, job);
-}
-
-static gboolean
-parse_plan (BlMeasurement  *self,
-            Job            *job,
-            GError        **error)
-{
-  for (guint i = 0; i < bl_plan_snapshot_get_n_entries (job->plan); i++)
-    {
-      const BlPlanEntry *e = bl_plan_snapshot_get_entry (job->plan, i);
-      LayerSpecs *ls = g_new0 (LayerSpecs, 1);
-
-      g_hash_table_insert (job->specs, g_strdup (e->layer), ls);
-      ls->algorithm = g_strdup (e->algorithm);
-      if (e->weight_spec != NULL)
-        {
-          if (!bl_format_spec_parse (e->weight_spec, &ls->weight, error))
-            return FALSE;
-          ls->has_weight = TRUE;
-        }
-      if (e->act_spec != NULL)
-        {
-          if (!bl_format_spec_parse (e->act_spec, &ls->act, error))
-            return FALSE;
-          ls->has_act = TRUE;
-        }
-      if (!bl_quant_algo_validate (e->algorithm, NULL, error))
-        return FALSE;
-      if (bl_quant_algo_needs (e->algorithm, NULL) != 0)
-        {
-          g_set_error (error, BL_ERROR, BL_ERROR_INVALID_ARGUMENT,
-                       "%s: the %s algorithm needs calibration, which the live measurement "
-                       "does not run yet", e->layer, e->algorithm);
-          return FALSE;
-        }
-    }
-  return TRUE;
+  if (self == NULL || self->job != job)
+    return;
+  self->job = NULL;
+  job->owner = NULL;
+  set_stage (self, NULL);
+  if (ok)
+    set_state (self, BL_MEASUREMENT_FINISHED, NULL);
+  else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    set_state (self, BL_MEASUREMENT_IDLE, NULL);
+  else
+    set_state (self, BL_MEASUREMENT_FAILED, error->message);
+  job_unref (job);           /* the owner's reference */
 }
 
 /**
  * bl_measurement_start:
  * @self: a measurement with text
- * @plan: the plan to measure
+ * @snapshot: the plan to measure
+ * @plan: the same plan as the core's #BlQuantPlan (bl_plan_snapshot_to_quant_plan())
  *
  * Cancels the measurement in flight, if any, and starts measuring @plan. Returns at once.
  */
 void
 bl_measurement_start (BlMeasurement  *self,
-                      BlPlanSnapshot *plan)
+                      BlPlanSnapshot *snapshot,
+                      BlQuantPlan    *plan)
 {
-  g_autoptr(GError) error = NULL;
+  g_autoptr(GTask) task = NULL;
   Job *job;
 
   g_return_if_fail (BL_IS_MEASUREMENT (self));
-  g_return_if_fail (plan != NULL);
+  g_return_if_fail (snapshot != NULL && BL_IS_QUANT_PLAN (plan));
   g_return_if_fail (self->ids != NULL);
 
   bl_measurement_cancel (self);
 
   g_clear_pointer (&self->plan, bl_plan_snapshot_unref);
-  self->plan = bl_plan_snapshot_ref (plan);
+  self->plan = bl_plan_snapshot_ref (snapshot);
   reset_numbers (self);
 
   job = g_new0 (Job, 1);
   g_atomic_ref_count_init (&job->ref_count);
-  g_mutex_init (&job->error_lock);
   job->owner = self;
+  job->context = g_main_context_ref_thread_default ();
   job->model = g_object_ref (self->model);
-  job->plan = bl_plan_snapshot_ref (plan);
-  job->specs = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, layer_specs_free);
+  job->snapshot = bl_plan_snapshot_ref (snapshot);
+  job->plan = bl_quant_plan_copy (plan);
+  job->slot = engine_slot_ref (self->slot);
+  job->ids = g_array_ref (self->ids);
+  job->options = self->options;
   job->n_threads = self->n_threads;
   job->cancellable = g_cancellable_new ();
-
-  if (!parse_plan (self, job, &error))
+  if (self->store != NULL && bl_plan_snapshot_is_empty (snapshot))
     {
-      job_unref (job);
-      set_state (self, BL_MEASUREMENT_FAILED, error->message);
-      return;
+      job->store = g_object_ref (self->store);
+      job->prov.dataset_name = job->prov_strings[0] = g_strdup (self->text_name);
+      job->prov.dataset_path = job->prov_strings[1] = g_strdup (self->text_path);
+      job->prov.dataset_sha256 = job->prov_strings[2] = g_strdup (self->text_sha256);
+      job->prov.dataset_kind = job->prov_strings[3] = g_strdup (self->text_kind);
+      job->prov.backend = "cpu";
+      job->prov.n_threads = self->n_threads;
     }
 
   self->job = job;           /* the owner's reference */
+  set_stage (self, g_strdup ("waiting for the engine…"));
   set_state (self, BL_MEASUREMENT_PREPARING, NULL);
-  {
-    g_autoptr(GTask) task = g_task_new (NULL, job->cancellable, on_built, job_ref (job));
-
-    g_task_set_source_tag (task, bl_measurement_start);
-    g_task_set_task_data (task, job, NULL);
-    g_task_run_in_thread (task, build_thread);
-  }
+  task = g_task_new (NULL, job->cancellable, on_measured, NULL);
+  g_task_set_source_tag (task, bl_measurement_start);
+  g_task_set_task_data (task, job_ref (job), (GDestroyNotify) job_unref);
+  /* the run records its cancellation in the store, so the worker must see it through */
+  g_task_set_return_on_cancel (task, FALSE);
+  g_task_run_in_thread (task, measure_thread);
 }
 
 /**
@@ -705,7 +692,23 @@ bl_measurement_cancel (BlMeasurement *self)
   job->owner = NULL;
   g_cancellable_cancel (job->cancellable);
   job_unref (job);
+  set_stage (self, NULL);
   set_state (self, BL_MEASUREMENT_IDLE, NULL);
+}
+
+/**
+ * bl_measurement_get_stage:
+ * @self: a measurement
+ *
+ * Returns: (nullable): what the measurement is doing before its first window, e.g.
+ *   "quantizing weights 3/15…"
+ */
+const char *
+bl_measurement_get_stage (BlMeasurement *self)
+{
+  g_return_val_if_fail (BL_IS_MEASUREMENT (self), NULL);
+
+  return self->stage;
 }
 
 BlMeasurementState

@@ -8,6 +8,7 @@
 
 #include "bitlens.h"
 #include "bl-plan-snapshot.h"
+#include "bl-quant-plan.h"
 
 G_BEGIN_DECLS
 
@@ -49,7 +50,8 @@ void                bl_measurement_set_options       (BlMeasurement  *self,
 void                bl_measurement_set_store         (BlMeasurement  *self,
                                                       BlStore        *store);
 void                bl_measurement_start             (BlMeasurement  *self,
-                                                      BlPlanSnapshot *plan);
+                                                      BlPlanSnapshot *snapshot,
+                                                      BlQuantPlan    *plan);
 void                bl_measurement_cancel            (BlMeasurement  *self);
 
 BlMeasurementState  bl_measurement_get_state         (BlMeasurement  *self);
@@ -62,6 +64,7 @@ gboolean            bl_measurement_get_ppl_ci        (BlMeasurement  *self,
                                                       double         *high);
 double              bl_measurement_get_tokens_per_second (BlMeasurement *self);
 const char         *bl_measurement_get_message       (BlMeasurement  *self);
+const char         *bl_measurement_get_stage         (BlMeasurement  *self);
 const char         *bl_measurement_get_text_name     (BlMeasurement  *self);
 int                 bl_measurement_get_ctx           (BlMeasurement  *self);
 

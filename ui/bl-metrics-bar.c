@@ -87,7 +87,11 @@ update (BlMetricsBar *self)
   switch (state)
     {
     case BL_MEASUREMENT_PREPARING:
-      gtk_label_set_text (self->windows_label, "quantizing weights…");
+      {
+        const char *stage = bl_measurement_get_stage (self->measurement);
+
+        gtk_label_set_text (self->windows_label, stage ? stage : "quantizing weights…");
+      }
       gtk_progress_bar_set_fraction (self->progress_bar, 0);
       gtk_spinner_start (self->spinner);
       break;

@@ -4,6 +4,8 @@
  */
 #include "bl-plan-snapshot.h"
 
+#include <string.h>
+
 /**
  * SECTION:bl-plan-snapshot
  * @title: BlPlanSnapshot
@@ -12,6 +14,12 @@
  * spec, the activation spec and the algorithm. Layers without an entry are unquantized. The
  * undo history keeps one snapshot per change, a measurement runs one, and the exporter turns
  * one into a #BlQuantPlan. Entries keep the order they were added in (the model's order).
+ *
+ * The conversion to a #BlQuantPlan writes one rule per projection when every block gives
+ * that projection the same assignment ("model.layers.*.mlp.down_proj.weight"), and one
+ * rule per layer otherwise; the defaults quantize nothing. Rules never overlap, so the
+ * plan's first-match order does not matter, and the exported JSON reads like what the user
+ * did ("mxfp4 on every MLP projection").
  */
 
 struct _BlPlanSnapshot
@@ -217,4 +225,129 @@ bl_plan_snapshot_describe (BlPlanSnapshot *self)
   if (s->len == 0)
     g_string_append (s, "unquantized");
   return g_string_free (s, FALSE);
+}
+
+static gboolean
+entry_equal (const BlPlanEntry *a,
+             const BlPlanEntry *b)
+{
+  if (a == NULL || b == NULL)
+    return a == b;
+  return g_strcmp0 (a->weight_spec, b->weight_spec) == 0 && g_strcmp0 (a->act_spec, b->act_spec) == 0
+         && g_strcmp0 (a->algorithm, b->algorithm) == 0;
+}
+
+/* "model.layers.12.mlp.down_proj.weight" → "mlp.down_proj.weight", or NULL outside the blocks */
+static const char *
+block_suffix (const char *name)
+{
+  const char *s;
+
+  if (!g_str_has_prefix (name, "model.layers."))
+    return NULL;
+  s = name + strlen ("model.layers.");
+  if (!g_ascii_isdigit (*s))
+    return NULL;
+  while (g_ascii_isdigit (*s))
+    s++;
+  return *s == '.' ? s + 1 : NULL;
+}
+
+/**
+ * bl_plan_snapshot_to_quant_plan:
+ * @self: a snapshot
+ * @model: the model the snapshot's layer names belong to
+ * @error: return location for a #GError
+ *
+ * Returns: (transfer full): the plan as the core's #BlQuantPlan, or %NULL with @error set
+ *   (a spec or algorithm the plan refuses)
+ */
+BlQuantPlan *
+bl_plan_snapshot_to_quant_plan (BlPlanSnapshot  *self,
+                                BlModel         *model,
+                                GError         **error)
+{
+  g_autoptr(BlQuantPlan) plan = bl_quant_plan_new ();
+  /* per block suffix: the entry every block shares, or a marker that they differ */
+  g_autoptr(GHashTable) uniform = g_hash_table_new (g_str_hash, g_str_equal);
+  g_autoptr(GHashTable) emitted = g_hash_table_new (g_str_hash, g_str_equal);
+  static const BlPlanEntry differs = { NULL, NULL, NULL, NULL };
+  GListModel *layers = G_LIST_MODEL (model);
+
+  g_return_val_if_fail (self != NULL, NULL);
+  g_return_val_if_fail (BL_IS_MODEL (model), NULL);
+
+  if (!bl_quant_plan_set_defaults (plan, BL_QUANT_PLAN_NONE, BL_QUANT_PLAN_NONE, "rtn", NULL, error))
+    return NULL;
+
+  for (guint i = 0; i < g_list_model_get_n_items (layers); i++)
+    {
+      g_autoptr(BlLayer) layer = g_list_model_get_item (layers, i);
+      const char *suffix = block_suffix (bl_layer_get_name (layer));
+      const BlPlanEntry *e = bl_plan_snapshot_lookup (self, bl_layer_get_name (layer));
+      gpointer seen;
+
+      if (suffix == NULL)
+        continue;
+      if (!g_hash_table_lookup_extended (uniform, suffix, NULL, &seen))
+        g_hash_table_insert (uniform, (gpointer) suffix, (gpointer) (e ? e : &differs));
+      else if (seen != &differs && !entry_equal (seen, e))
+        g_hash_table_insert (uniform, (gpointer) suffix, (gpointer) &differs);
+    }
+
+  for (guint i = 0; i < self->entries->len; i++)
+    {
+      const BlPlanEntry *e = g_ptr_array_index (self->entries, i);
+      const char *suffix = block_suffix (e->layer);
+      const BlPlanEntry *shared = suffix ? g_hash_table_lookup (uniform, suffix) : NULL;
+      g_autofree char *pattern = NULL;
+
+      if (shared != NULL && shared != &differs)
+        {
+          if (!g_hash_table_add (emitted, (gpointer) suffix))
+            continue;
+          pattern = g_strconcat ("model.layers.*.", suffix, NULL);
+        }
+      else
+        pattern = g_strdup (e->layer);
+      if (!bl_quant_plan_insert_rule (plan, -1, pattern,
+                                      e->weight_spec ? e->weight_spec : BL_QUANT_PLAN_NONE,
+                                      e->act_spec ? e->act_spec : BL_QUANT_PLAN_NONE,
+                                      e->algorithm, NULL, error))
+        return NULL;
+    }
+  return g_steal_pointer (&plan);
+}
+
+/**
+ * bl_plan_snapshot_new_from_quant_plan:
+ * @plan: a plan
+ * @model: the model to resolve it against
+ * @error: return location for a #GError
+ *
+ * Returns: (transfer full): what @plan does to each layer of @model, or %NULL with @error
+ *   set when the plan does not fit the model
+ */
+BlPlanSnapshot *
+bl_plan_snapshot_new_from_quant_plan (BlQuantPlan  *plan,
+                                      BlModel      *model,
+                                      GError      **error)
+{
+  g_autoptr(GPtrArray) resolved = NULL;
+  BlPlanSnapshot *self;
+
+  g_return_val_if_fail (BL_IS_QUANT_PLAN (plan), NULL);
+  g_return_val_if_fail (BL_IS_MODEL (model), NULL);
+
+  resolved = bl_quant_plan_resolve (plan, model, error);
+  if (resolved == NULL)
+    return NULL;
+  self = bl_plan_snapshot_new ();
+  for (guint i = 0; i < resolved->len; i++)
+    {
+      const BlLayerAssignment *a = g_ptr_array_index (resolved, i);
+
+      bl_plan_snapshot_add (self, a->layer, a->weight_spec, a->activation_spec, a->algorithm);
+    }
+  return self;
 }

@@ -6,6 +6,9 @@
 
 #include <glib-object.h>
 
+#include "bl-model.h"
+#include "bl-quant-plan.h"
+
 G_BEGIN_DECLS
 
 /**
@@ -46,6 +49,12 @@ gboolean           bl_plan_snapshot_is_empty    (BlPlanSnapshot    *self);
 gboolean           bl_plan_snapshot_equal       (BlPlanSnapshot    *a,
                                                  BlPlanSnapshot    *b);
 char              *bl_plan_snapshot_describe    (BlPlanSnapshot    *self);
+BlQuantPlan       *bl_plan_snapshot_to_quant_plan (BlPlanSnapshot  *self,
+                                                 BlModel           *model,
+                                                 GError           **error);
+BlPlanSnapshot    *bl_plan_snapshot_new_from_quant_plan (BlQuantPlan *plan,
+                                                 BlModel           *model,
+                                                 GError           **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (BlPlanSnapshot, bl_plan_snapshot_unref)
 

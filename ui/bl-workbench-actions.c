@@ -225,8 +225,7 @@ action_measure (GSimpleAction *action,
 {
   BlWorkbench *self = user_data;
 
-  if (self->measurement != NULL && bl_measurement_has_text (self->measurement))
-    bl_measurement_start (self->measurement, bl_plan_history_get_current (self->history));
+  bl_workbench_measure (self);
 }
 
 static void

@@ -92,6 +92,7 @@ void     bl_workbench_toast              (BlWorkbench       *self,
                                        const char     *format,
                                        ...) G_GNUC_PRINTF (2, 3);
 void     bl_workbench_rebuild_models_menu (BlWorkbench      *self);
+void     bl_workbench_measure         (BlWorkbench    *self);
 guint    bl_workbench_apply              (BlWorkbench       *self,
                                        const char     *scope);
 

@@ -4,7 +4,6 @@
  */
 #include "bl-workbench-private.h"
 
-#include <json-glib/json-glib.h>
 #include <math.h>
 #include <string.h>
 
@@ -300,17 +299,45 @@ ensure_baseline (BlWorkbench *self)
     return;
   {
     g_autoptr(BlPlanSnapshot) empty = bl_plan_snapshot_new ();
+    g_autoptr(BlQuantPlan) plan = bl_plan_snapshot_to_quant_plan (empty, self->model, NULL);
 
-    bl_measurement_start (self->baseline_measurement, empty);
+    bl_measurement_start (self->baseline_measurement, empty, plan);
   }
+}
+
+static void start_measurement (BlWorkbench *self);
+
+/**
+ * bl_workbench_measure:
+ * @self: a window
+ *
+ * Measures the current plan again (from the first window).
+ */
+void
+bl_workbench_measure (BlWorkbench *self)
+{
+  g_return_if_fail (BL_IS_WORKBENCH (self));
+
+  start_measurement (self);
 }
 
 static void
 start_measurement (BlWorkbench *self)
 {
+  BlPlanSnapshot *snapshot = bl_plan_history_get_current (self->history);
+  g_autoptr(BlQuantPlan) plan = NULL;
+  g_autoptr(GError) error = NULL;
+
   if (self->measurement == NULL || !bl_measurement_has_text (self->measurement))
     return;
-  bl_measurement_start (self->measurement, bl_plan_history_get_current (self->history));
+  plan = bl_plan_snapshot_to_quant_plan (snapshot, self->model, &error);
+  if (plan == NULL)
+    {
+      bl_workbench_toast (self, "The plan cannot be measured: %s", error->message);
+      bl_measurement_cancel (self->measurement);
+      return;
+    }
+  bl_measurement_start (self->measurement, snapshot, plan);
 }
 
 /* Everything that follows a change of the plan, at once: sizes, QSNR, the measurement. */
@@ -1437,7 +1464,8 @@ bl_workbench_get_part (BlWorkbench   *self,
  * @file: where to write the plan
  * @error: return location for a #GError
  *
- * Writes the current plan as JSON: one rule per quantized layer.
+ * Writes the current plan as a #BlQuantPlan JSON file (docs/plan-schema.md), which
+ * `bitlens-cli eval --plan` reads.
  *
  * Returns: %TRUE on success
  */
@@ -1446,46 +1474,23 @@ bl_workbench_export_plan (BlWorkbench  *self,
                           GFile        *file,
                           GError      **error)
 {
-  BlPlanSnapshot *plan;
-  g_autoptr(JsonBuilder) b = json_builder_new ();
-  g_autoptr(JsonGenerator) gen = json_generator_new ();
-  g_autoptr(JsonNode) root = NULL;
-  g_autofree char *text = NULL;
+  g_autoptr(BlQuantPlan) plan = NULL;
+  g_autofree char *path = NULL;
 
   g_return_val_if_fail (BL_IS_WORKBENCH (self), FALSE);
   g_return_val_if_fail (G_IS_FILE (file), FALSE);
 
-  plan = bl_plan_history_get_current (self->history);
-  json_builder_begin_object (b);
-  json_builder_set_member_name (b, "rules");
-  json_builder_begin_array (b);
-  for (guint i = 0; i < bl_plan_snapshot_get_n_entries (plan); i++)
+  if (self->model == NULL)
     {
-      const BlPlanEntry *e = bl_plan_snapshot_get_entry (plan, i);
-
-      json_builder_begin_object (b);
-      json_builder_set_member_name (b, "pattern");
-      json_builder_add_string_value (b, e->layer);
-      if (e->weight_spec != NULL)
-        {
-          json_builder_set_member_name (b, "weight");
-          json_builder_add_string_value (b, e->weight_spec);
-        }
-      if (e->act_spec != NULL)
-        {
-          json_builder_set_member_name (b, "activation");
-          json_builder_add_string_value (b, e->act_spec);
-        }
-      json_builder_set_member_name (b, "algorithm");
-      json_builder_add_string_value (b, e->algorithm);
-      json_builder_end_object (b);
+      g_set_error (error, BL_ERROR, BL_ERROR_INVALID_ARGUMENT, "no model is open");
+      return FALSE;
     }
-  json_builder_end_array (b);
-  json_builder_end_object (b);
-  root = json_builder_get_root (b);
-  json_generator_set_root (gen, root);
-  json_generator_set_pretty (gen, TRUE);
-  text = json_generator_to_data (gen, NULL);
-  return g_file_replace_contents (file, text, strlen (text), NULL, FALSE, G_FILE_CREATE_REPLACE_DESTINATION,
-                                  NULL, NULL, error);
+  path = g_file_get_path (file);
+  if (path == NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED, "plans can only be saved to local files");
+      return FALSE;
+    }
+  plan = bl_plan_snapshot_to_quant_plan (bl_plan_history_get_current (self->history), self->model, error);
+  return plan != NULL && bl_quant_plan_save (plan, path, error);
 }

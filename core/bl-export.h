@@ -1,0 +1,126 @@
+/* bl-export.h: a per-layer quantization assignment, written for the tools that deploy it
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ *
+ * Every exporter takes the model and a resolved assignment: one #BlExportLayer per linear
+ * layer that a plan quantizes (a layer that is not listed stays in full precision). The
+ * targets, documented with their mapping rules in docs/exports.md, are:
+ *
+ *   - compressed-tensors: the `quantization_config` of config.json (config_groups with
+ *     targets, ignore), bl_export_compressed_tensors();
+ *   - NVIDIA ModelOpt: hf_quant_config.json, bl_export_modelopt();
+ *   - llama.cpp: `--tensor-type` overrides and the llama-quantize command line,
+ *     bl_export_llama_cpp();
+ *   - packed safetensors: codes, scales and zero points in the layout of
+ *     bl-format-blocks.h, with a JSON manifest, bl_export_packed();
+ *   - GGUF v3 for llama.cpp (F16, BF16, Q8_0, Q4_0, MXFP4), bl_export_gguf().
+ */
+#pragma once
+
+#include <gio/gio.h>
+#include <json-glib/json-glib.h>
+
+#include "bl-format.h"
+#include "bl-gguf.h"
+#include "bl-model.h"
+
+G_BEGIN_DECLS
+
+/**
+ * BlExportLayer:
+ * @layer: the linear layer's weight name as the engine uses it
+ *   ("model.layers.0.self_attn.q_proj.weight", "lm_head.weight")
+ * @weight: (nullable): the weight format; %NULL keeps the weight in full precision
+ * @activation: (nullable): the format of the layer's input activations, or %NULL
+ * @algorithm: (nullable): the weight algorithm that produced the weights ("rtn", "gptq",
+ *   "awq", …), or %NULL for RTN
+ *
+ * One layer of a resolved assignment. Borrowed pointers.
+ */
+typedef struct
+{
+  const char *layer;
+  const BlFormatSpec *weight;
+  const BlFormatSpec *activation;
+  const char *algorithm;
+} BlExportLayer;
+
+char       *bl_export_module_name       (const char          *layer);
+
+JsonNode   *bl_export_compressed_tensors (const BlExportLayer *layers,
+                                          guint                n_layers,
+                                          BlModel             *model,
+                                          const BlFormatSpec  *kv_cache,
+                                          GError             **error);
+char       *bl_export_hf_config         (BlModel             *model,
+                                         JsonNode            *quantization_config,
+                                         GError             **error);
+char       *bl_export_modelopt          (const BlExportLayer *layers,
+                                         guint                n_layers,
+                                         BlModel             *model,
+                                         const BlFormatSpec  *kv_cache,
+                                         GError             **error);
+
+gboolean    bl_export_spec_to_ggml      (const BlFormatSpec  *spec,
+                                         BlGgmlType          *out_type);
+gboolean    bl_export_spec_to_llama_cpp (const BlFormatSpec  *spec,
+                                         const char         **out_type_name);
+char       *bl_export_gguf_tensor_name  (const char          *hf_name);
+char       *bl_export_llama_cpp         (const BlExportLayer *layers,
+                                         guint                n_layers,
+                                         BlModel             *model,
+                                         const char          *input_gguf,
+                                         const char          *output_gguf,
+                                         GError             **error);
+
+/**
+ * BlGgufExportOptions:
+ * @unquantized_type: the type of 2-D weights the assignment leaves in full precision
+ *   (%BL_GGML_TYPE_F16, %BL_GGML_TYPE_BF16 or %BL_GGML_TYPE_F32; 0 means F16)
+ * @embedding_type: the type of the token embedding (same choices and default)
+ * @name: (nullable): general.name; %NULL takes the model directory's name
+ * @ggml_reference: encode Q8_0, Q4_0 and MXFP4 blocks with ggml's reference quantizers
+ *   (the codes llama-quantize would choose) instead of with Bitlens's own quantizer
+ *
+ * Choices of the GGUF export that a plan does not make. By default the blocks hold the
+ * codes and scales of bl_format_quantize() for the layer's format, so that the file decodes
+ * to exactly the weights Bitlens evaluated. For Q4_0 both encoders agree bit for bit; for
+ * Q8_0 and MXFP4 they differ on single elements (see bl_export_spec_to_ggml()).
+ */
+typedef struct
+{
+  BlGgmlType unquantized_type;
+  BlGgmlType embedding_type;
+  const char *name;
+  gboolean ggml_reference;
+} BlGgufExportOptions;
+
+gboolean    bl_export_gguf              (BlModel                   *model,
+                                         const BlExportLayer       *layers,
+                                         guint                      n_layers,
+                                         const BlGgufExportOptions *options,
+                                         const char                *path,
+                                         GPtrArray                 *notes,
+                                         GCancellable              *cancellable,
+                                         GError                   **error);
+void        bl_export_gguf_permute_rows (const float               *src,
+                                         float                     *dst,
+                                         gint64                     rows,
+                                         gint64                     cols,
+                                         int                        n_head,
+                                         gboolean                   inverse);
+
+gboolean    bl_export_packed            (BlModel                   *model,
+                                         const BlExportLayer       *layers,
+                                         guint                      n_layers,
+                                         const char                *dir,
+                                         int                        n_threads,
+                                         GCancellable              *cancellable,
+                                         GError                   **error);
+gboolean    bl_export_packed_read_layer (const char                *dir,
+                                         const char                *layer,
+                                         float                     *dst,
+                                         gint64                     n_elements,
+                                         GError                   **error);
+
+G_END_DECLS
