@@ -11,6 +11,9 @@
 #include "bl-cli.h"
 #include "bl-cli-commands.h"
 #include "bl-cli-formats.h"
+#ifdef BITLENS_HAVE_CUDA
+#include "bl-cuda-backend.h"
+#endif
 
 typedef struct
 {
@@ -55,6 +58,10 @@ main (int    argc,
   /* Numbers printed for machines must not depend on the user's locale. */
   setlocale (LC_NUMERIC, "C");
   g_set_prgname ("bitlens-cli");
+#ifdef BITLENS_HAVE_CUDA
+  /* "cuda" and "cuda-bf16" for --backend; "auto" tries "cuda" first */
+  bl_backend_cuda_register ();
+#endif
 
   if (argc < 2)
     {

@@ -200,7 +200,7 @@ bl_backend_new (const char  *name,
           if (self != NULL)
             return self;
           /* Said aloud: a user who has a GPU must learn why the run is on the CPU. */
-          g_message ("Backend “%s” is not available (%s); trying the next one", k->name,
+          g_message ("Backend “%s” is not available: %s; trying the next one", k->name,
                      local_error->message);
           g_clear_error (&local_error);
         }
