@@ -30,6 +30,7 @@ static const Command commands[] = {
   { "runs", bl_cli_runs_main, "List the runs recorded in the store" },
   { "formats", bl_cli_formats_main, "List every number format with its bits per weight" },
   { "quantize-stats", bl_cli_quantize_stats_main, "Per-tensor quantization error of a model's weights in given formats" },
+  { "sensitivity", bl_cli_sensitivity_main, "Per-layer sensitivity to a weight format (one-at-a-time KL, QSNR, Hessian proxy, LIM, ZD) and the Δppl estimator" },
   { "zeroshot", bl_cli_zeroshot_main, "Zero-shot accuracy and calibration on a multiple-choice task (PIQA, ARC, …)" },
   { "stats", bl_cli_stats_main, "Per-layer weight and activation statistics from a calibration pass (kurtosis, crest, outliers, LIM)" },
 };

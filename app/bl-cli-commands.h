@@ -15,6 +15,7 @@ int bl_cli_eval_main     (int argc, char **argv);
 int bl_cli_generate_main (int argc, char **argv);
 int bl_cli_runs_main     (int argc, char **argv);
 int bl_cli_zeroshot_main (int argc, char **argv);
+int bl_cli_sensitivity_main (int argc, char **argv);
 int bl_cli_stats_main    (int argc, char **argv);
 
 G_END_DECLS

@@ -134,6 +134,59 @@ const char * const bl_store_migrations[] = {
   "  loglik TEXT NOT NULL CHECK (json_valid (loglik)),"
   "  PRIMARY KEY (run_id, item_index)"
   ") WITHOUT ROWID;",
+
+  /* 2 → 3: the sensitivity cache and the estimator's measured plans (core/bl-sensitivity.c).
+   * A budget is the windows every number of its rows is measured over. */
+  "CREATE TABLE sensitivity_budgets ("
+  "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+  "  model_fingerprint TEXT NOT NULL REFERENCES models (fingerprint),"
+  "  dataset_sha256 TEXT NOT NULL CHECK (length (dataset_sha256) = 64),"
+  "  dataset_name TEXT,"
+  "  tokenizer_hash TEXT NOT NULL,"
+  "  ctx INTEGER NOT NULL CHECK (ctx >= 2),"
+  "  n_windows INTEGER NOT NULL CHECK (n_windows >= 1),"
+  /* the guint64 seed, stored as the int64 with the same bits */
+  "  seed INTEGER NOT NULL,"
+  "  n_tokens INTEGER NOT NULL CHECK (n_tokens > 0),"
+  "  base_nll REAL NOT NULL,"
+  "  created_at TEXT NOT NULL,"
+  "  UNIQUE (model_fingerprint, dataset_sha256, tokenizer_hash, ctx, n_windows, seed)"
+  ");"
+  /* one linear layer's numbers for one weight format; NULL where not measured */
+  "CREATE TABLE sensitivity ("
+  "  budget_id INTEGER NOT NULL REFERENCES sensitivity_budgets (id) ON DELETE CASCADE,"
+  "  weight_spec TEXT NOT NULL,"
+  "  layer TEXT NOT NULL,"
+  "  kind TEXT NOT NULL,"
+  "  block INTEGER NOT NULL,"
+  "  rows INTEGER NOT NULL CHECK (rows > 0),"
+  "  cols INTEGER NOT NULL CHECK (cols > 0),"
+  "  qsnr_db REAL,"
+  "  rel_err REAL,"
+  "  out_err REAL,"
+  "  hessian_trace REAL,"
+  "  omega REAL,"
+  "  kl REAL,"
+  "  dnll REAL,"
+  "  top1 REAL,"
+  "  lim REAL,"
+  "  zd REAL,"
+  "  zd_block REAL,"
+  "  created_at TEXT NOT NULL,"
+  "  PRIMARY KEY (budget_id, weight_spec, layer)"
+  ") WITHOUT ROWID;"
+  /* a per-layer plan ({"layers": {name: spec}}, canonical) measured over a budget */
+  "CREATE TABLE estimator_samples ("
+  "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+  "  budget_id INTEGER NOT NULL REFERENCES sensitivity_budgets (id) ON DELETE CASCADE,"
+  "  plan_json TEXT NOT NULL CHECK (json_valid (plan_json)),"
+  "  nll REAL NOT NULL,"
+  "  kl REAL NOT NULL,"
+  "  top1 REAL,"
+  "  n_tokens INTEGER NOT NULL CHECK (n_tokens > 0),"
+  "  created_at TEXT NOT NULL,"
+  "  UNIQUE (budget_id, plan_json)"
+  ");",
 };
 
 const guint bl_store_n_migrations = G_N_ELEMENTS (bl_store_migrations);
