@@ -213,15 +213,23 @@ static void
 update_title (BlDistributionView *self)
 {
   g_autofree char *title = NULL;
+  int block;
 
   if (self->item == NULL)
     {
       gtk_label_set_text (self->title_label, "Select a layer");
       return;
     }
-  title = g_strdup_printf ("%s%s%s", bl_layer_item_get_name (self->item),
-                           self->spec ? " · " : " · unquantized", self->spec ? self->spec : "");
+  block = bl_layer_item_get_block (self->item);
+  if (block >= 0)
+    title = g_strdup_printf ("Block %d · %s · %s", block, bl_layer_item_get_title (self->item),
+                             self->spec ? self->spec : "unquantized");
+  else
+    title = g_strdup_printf ("%s · %s", bl_layer_item_get_title (self->item),
+                             self->spec ? self->spec : "unquantized");
   gtk_label_set_text (self->title_label, title);
+  if (g_strcmp0 (gtk_widget_get_tooltip_text (GTK_WIDGET (self->title_label)), bl_layer_item_get_name (self->item)) != 0)
+    gtk_widget_set_tooltip_text (GTK_WIDGET (self->title_label), bl_layer_item_get_name (self->item));
 }
 
 static void

@@ -226,6 +226,16 @@ update_sensitivity (BlFormatPicker *self)
   gtk_widget_set_sensitive (GTK_WIDGET (self->apply_type_button), self->spec != NULL && self->have_type);
 }
 
+/* GTK 4.8 reads a tooltip lazily and can trip over one replaced while its query is
+ * pending, so a tooltip is only set when it changes. */
+static void
+set_tooltip (GtkWidget  *widget,
+             const char *text)
+{
+  if (g_strcmp0 (gtk_widget_get_tooltip_text (widget), text) != 0)
+    gtk_widget_set_tooltip_text (widget, text);
+}
+
 static void
 set_spec_internal (BlFormatPicker *self,
                    const char     *canonical)
@@ -252,7 +262,7 @@ on_entry_changed (BlFormatPicker *self,
   if (!bl_format_spec_parse (text, &spec, &error))
     {
       gtk_widget_add_css_class (GTK_WIDGET (self->spec_entry), "error");
-      gtk_widget_set_tooltip_text (GTK_WIDGET (self->spec_entry), error->message);
+      set_tooltip (GTK_WIDGET (self->spec_entry), error->message);
       set_spec_internal (self, NULL);
       return;
     }
@@ -260,8 +270,7 @@ on_entry_changed (BlFormatPicker *self,
     g_autofree char *canonical = bl_format_spec_to_string (&spec);
 
     gtk_widget_remove_css_class (GTK_WIDGET (self->spec_entry), "error");
-    gtk_widget_set_tooltip_text (GTK_WIDGET (self->spec_entry),
-                                 "The weight spec; type any spec the CLI accepts");
+    set_tooltip (GTK_WIDGET (self->spec_entry), "The weight spec; type any spec the CLI accepts");
     if (!self->updating)
       controls_from_spec (self, &spec, canonical);
     set_spec_internal (self, canonical);
@@ -321,7 +330,7 @@ on_family_changed (BlFormatPicker *self)
   canonical = bl_format_spec_to_string (&def);
   /* the family's own default spec sets the element and the granularity */
   controls_from_spec (self, &def, canonical);
-  gtk_widget_set_tooltip_text (GTK_WIDGET (self->family_dropdown), bl_format_family_get_description (family));
+  set_tooltip (GTK_WIDGET (self->family_dropdown), bl_format_family_get_description (family));
   compose (self);
 }
 

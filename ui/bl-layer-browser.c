@@ -101,7 +101,10 @@ refresh_name (GtkWidget   *cell,
   GtkWidget *label = gtk_tree_expander_get_child (GTK_TREE_EXPANDER (cell));
 
   gtk_label_set_text (GTK_LABEL (label), bl_layer_item_get_title (item));
-  gtk_widget_set_tooltip_text (cell, bl_layer_item_get_name (item));
+  /* GTK 4.8 reads a tooltip lazily and can trip over one replaced while its query is
+   * pending, so a cell's tooltip changes only when the cell shows another layer */
+  if (g_strcmp0 (gtk_widget_get_tooltip_text (cell), bl_layer_item_get_name (item)) != 0)
+    gtk_widget_set_tooltip_text (cell, bl_layer_item_get_name (item));
   if (bl_layer_item_is_group (item))
     gtk_widget_add_css_class (label, "heading");
   else
@@ -196,7 +199,6 @@ refresh_weight (GtkWidget   *cell,
     set_badge (cell, spec, TRUE);
   else
     set_badge (cell, dtype_badge (bl_layer_get_tensor (layer)->dtype), FALSE);
-  gtk_widget_set_tooltip_text (cell, spec ? "weight format" : "stored type, unquantized");
 }
 
 static void
@@ -206,7 +208,6 @@ refresh_act (GtkWidget   *cell,
   const char *spec = bl_layer_item_get_act_spec (item);
 
   set_badge (cell, spec, spec != NULL);
-  gtk_widget_set_tooltip_text (cell, spec ? "activation format" : NULL);
 }
 
 static GtkWidget *
@@ -372,7 +373,7 @@ typedef struct
 
 static const ColumnDef columns[] = {
   { "Layer", TRUE, 176, setup_name, refresh_name, cmp_name },
-  { "Shape", FALSE, 68, setup_shape, refresh_shape, NULL },
+  { "Shape", FALSE, 80, setup_shape, refresh_shape, NULL },
   { "Params", FALSE, 58, setup_params, refresh_params, cmp_params },
   { "Weights", FALSE, 100, setup_badge, refresh_weight, cmp_weight },
   { "Inputs", FALSE, 92, setup_badge, refresh_act, cmp_act },

@@ -124,8 +124,6 @@ update (BlMetricsBar *self)
       gtk_spinner_stop (self->spinner);
       break;
     }
-  gtk_widget_set_tooltip_text (GTK_WIDGET (self->windows_label),
-                               gtk_label_get_text (self->windows_label));
 }
 
 static void

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "bl-application.h"
+#include "bl-brown.h"
 #include "bl-distribution-view.h"
 #include "bl-format-picker.h"
 #include "bl-layer-browser.h"
@@ -480,6 +481,55 @@ test_undo (void)
   g_assert_cmpuint (count_badges ("mxfp4"), >, 0);
 }
 
+/* Step 7: the bundled demo model, as the README's first command shows it */
+
+static gboolean
+measured_empty (gpointer data)
+{
+  BlMeasurement *m = bl_workbench_get_measurement (win);
+
+  return m != NULL && bl_measurement_get_state (m) == BL_MEASUREMENT_FINISHED
+         && bl_plan_snapshot_is_empty (bl_measurement_get_plan (m));
+}
+
+static void
+test_demo (void)
+{
+  g_autofree char *rel = g_test_build_filename (G_TEST_DIST, "..", "..", "data", "models", "bitlens-demo", NULL);
+  g_autofree char *demo = g_canonicalize_filename (rel, NULL);
+  g_autofree char *brown = bl_brown_default_dir ();
+  g_autofree char *package = g_build_filename (brown, "package", NULL);
+  GSettings *settings;
+  const char *text;
+  char *end = NULL;
+
+  if (skip_if_needed ())
+    return;
+  if (!g_file_test (demo, G_FILE_TEST_IS_DIR) || !g_file_test (package, G_FILE_TEST_IS_DIR))
+    {
+      g_test_skip ("the demo model or the Brown corpus (tools/fetch-brown-corpus) is missing");
+      return;
+    }
+  settings = bl_application_get_settings (app);
+  g_settings_set_string (settings, "eval-text", "brown:test");
+  g_settings_set_int (settings, "eval-windows", 48);
+  bl_workbench_open (win, demo);
+  wait_for (workbench_shown, NULL, "the demo model to load");
+  g_assert_cmpstr (bl_model_get_path (bl_workbench_get_model (win)), ==, demo);
+  wait_for (measured_empty, NULL, "the demo model's perplexity");
+  text = bl_metrics_bar_get_ppl_text (BL_METRICS_BAR (part ("metrics")));
+  g_assert_cmpfloat (g_ascii_strtod (text, &end), >, 100.0);
+  g_assert_true (*end == '\0');
+  screenshot ("07-demo.png");
+
+  g_assert_true (bl_format_picker_set_spec (BL_FORMAT_PICKER (part ("picker")), "nvfp4"));
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (win), "win.apply", "s", "all"));
+  g_assert_true (bl_layer_browser_select_layer (BL_LAYER_BROWSER (part ("browser")),
+                                                "model.layers.1.mlp.down_proj.weight"));
+  wait_for (measured, NULL, "the demo model's perplexity under nvfp4");
+  screenshot ("08-demo-nvfp4.png");
+}
+
 int
 main (int    argc,
       char **argv)
@@ -505,6 +555,7 @@ main (int    argc,
   g_test_add_func ("/bitlens/gui/measure", test_measure);
   g_test_add_func ("/bitlens/gui/export", test_export);
   g_test_add_func ("/bitlens/gui/undo", test_undo);
+  g_test_add_func ("/bitlens/gui/demo", test_demo);
   status = g_test_run ();
 
   if (win != NULL)
