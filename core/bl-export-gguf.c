@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "bl-error.h"
+#include "bl-export-private.h"
 #include "bl-format-blocks.h"
 #include "bl-gguf-quants.h"
 #include "bl-gguf-writer.h"
@@ -273,12 +274,13 @@ byte_level_pre (JsonObject *root)
   if (pre == NULL || !JSON_NODE_HOLDS_OBJECT (pre))
     return "default";
   seq = json_object_has_member (json_node_get_object (pre), "pretokenizers")
-        ? json_object_get_array_member (json_node_get_object (pre), "pretokenizers") : NULL;
+        ? bl_export_array_member (json_node_get_object (pre), "pretokenizers") : NULL;
   if (seq == NULL)
     parts = g_list_prepend (NULL, json_node_get_object (pre));
   else
     for (guint i = json_array_get_length (seq); i-- > 0;)
-      parts = g_list_prepend (parts, json_array_get_object_element (seq, i));
+      if (JSON_NODE_HOLDS_OBJECT (json_array_get_element (seq, i)))
+        parts = g_list_prepend (parts, json_array_get_object_element (seq, i));
   for (GList *l = parts; l != NULL; l = l->next)
     {
       JsonObject *p = l->data;
@@ -292,7 +294,7 @@ byte_level_pre (JsonObject *root)
         }
       else if (g_str_equal (type, "Split") && json_object_has_member (p, "pattern"))
         {
-          JsonObject *pat = json_object_get_object_member (p, "pattern");
+          JsonObject *pat = bl_export_object_member (p, "pattern");
 
           if (pat != NULL && g_strcmp0 (json_object_get_string_member_with_default (pat, "Regex", ""),
                                         GPT2_REGEX) == 0)
@@ -344,9 +346,9 @@ add_tokenizer (BlGgufWriter        *w,
   if (root == NULL)
     return FALSE;
   obj = json_node_get_object (root);
-  mdl = json_object_get_object_member (obj, "model");
+  mdl = bl_export_object_member (obj, "model");
   if (mdl == NULL || g_strcmp0 (json_object_get_string_member_with_default (mdl, "type", ""), "BPE") != 0
-      || (vocab_obj = json_object_get_object_member (mdl, "vocab")) == NULL)
+      || (vocab_obj = bl_export_object_member (mdl, "vocab")) == NULL)
     {
       g_set_error (error, BL_ERROR, BL_ERROR_UNSUPPORTED_FORMAT,
                    "%s: GGUF export reads BPE tokenizers only", path);
@@ -384,10 +386,11 @@ add_tokenizer (BlGgufWriter        *w,
       }
   }
 
-  added = json_object_get_array_member (obj, "added_tokens");
+  added = bl_export_array_member (obj, "added_tokens");
   for (guint i = 0; added != NULL && i < json_array_get_length (added); i++)
     {
-      JsonObject *a = json_array_get_object_element (added, i);
+      JsonNode *an = json_array_get_element (added, i);
+      JsonObject *a = JSON_NODE_HOLDS_OBJECT (an) ? json_node_get_object (an) : NULL;
       gint64 id;
 
       if (a == NULL || !json_object_has_member (a, "id")
@@ -405,7 +408,7 @@ add_tokenizer (BlGgufWriter        *w,
     }
 
   merge_strings = g_ptr_array_new_with_free_func (g_free);
-  merges = json_object_get_array_member (mdl, "merges");
+  merges = bl_export_array_member (mdl, "merges");
   for (guint r = 0; merges != NULL && r < json_array_get_length (merges); r++)
     {
       JsonNode *m = json_array_get_element (merges, r);
@@ -413,7 +416,11 @@ add_tokenizer (BlGgufWriter        *w,
       char *pair;
 
       /* tokenizers writes "left right", newer versions ["left", "right"] */
-      if (JSON_NODE_HOLDS_ARRAY (m) && json_array_get_length (json_node_get_array (m)) == 2)
+      if (JSON_NODE_HOLDS_ARRAY (m) && json_array_get_length (json_node_get_array (m)) == 2
+          && JSON_NODE_HOLDS_VALUE (json_array_get_element (json_node_get_array (m), 0))
+          && JSON_NODE_HOLDS_VALUE (json_array_get_element (json_node_get_array (m), 1))
+          && json_node_get_value_type (json_array_get_element (json_node_get_array (m), 0)) == G_TYPE_STRING
+          && json_node_get_value_type (json_array_get_element (json_node_get_array (m), 1)) == G_TYPE_STRING)
         pair = g_strdup_printf ("%s %s", json_array_get_string_element (json_node_get_array (m), 0),
                                 json_array_get_string_element (json_node_get_array (m), 1));
       else if (JSON_NODE_HOLDS_VALUE (m) && json_node_get_value_type (m) == G_TYPE_STRING

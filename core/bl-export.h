@@ -34,6 +34,7 @@ G_BEGIN_DECLS
  * @activation: (nullable): the format of the layer's input activations, or %NULL
  * @algorithm: (nullable): the weight algorithm that produced the weights ("rtn", "gptq",
  *   "awq", …), or %NULL for RTN
+ * @options: (nullable): the algorithm's options
  *
  * One layer of a resolved assignment. Borrowed pointers.
  */
@@ -43,9 +44,16 @@ typedef struct
   const BlFormatSpec *weight;
   const BlFormatSpec *activation;
   const char *algorithm;
+  JsonObject *options;
 } BlExportLayer;
 
 char       *bl_export_module_name       (const char          *layer);
+GPtrArray  *bl_export_linear_layers     (BlModel             *model);
+
+char       *bl_export_plan_json         (const BlExportLayer *layers,
+                                         guint                n_layers,
+                                         const char          *kv_cache,
+                                         GError             **error);
 
 JsonNode   *bl_export_compressed_tensors (const BlExportLayer *layers,
                                           guint                n_layers,
@@ -114,7 +122,6 @@ gboolean    bl_export_packed            (BlModel                   *model,
                                          const BlExportLayer       *layers,
                                          guint                      n_layers,
                                          const char                *dir,
-                                         int                        n_threads,
                                          GCancellable              *cancellable,
                                          GError                   **error);
 gboolean    bl_export_packed_read_layer (const char                *dir,
