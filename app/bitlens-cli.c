@@ -26,6 +26,7 @@ static const Command commands[] = {
   { "info", bl_cli_info_main, "Show a model's architecture, parameters and layers" },
   { "tokenize", bl_cli_tokenize_main, "Print the token ids of a text file" },
   { "eval", bl_cli_eval_main, "Measure perplexity under an evaluation protocol, and store the run" },
+  { "plan", bl_cli_plan_main, "Write or check a quantization plan (--w/--a/--algorithm/--skip shorthands)" },
   { "generate", bl_cli_generate_main, "Greedy generation from a prompt" },
   { "runs", bl_cli_runs_main, "List the runs recorded in the store" },
   { "formats", bl_cli_formats_main, "List every number format with its bits per weight" },

@@ -12,6 +12,7 @@ G_BEGIN_DECLS
 int bl_cli_info_main     (int argc, char **argv);
 int bl_cli_tokenize_main (int argc, char **argv);
 int bl_cli_eval_main     (int argc, char **argv);
+int bl_cli_plan_main     (int argc, char **argv);
 int bl_cli_generate_main (int argc, char **argv);
 int bl_cli_runs_main     (int argc, char **argv);
 int bl_cli_zeroshot_main (int argc, char **argv);

@@ -1,4 +1,4 @@
-/* bl-cli-eval.c: `bitlens-cli eval`, `generate` and `runs`
+/* bl-cli-eval.c: `bitlens-cli eval`, `plan`, `generate` and `runs`
  *
  * SPDX-License-Identifier: GPL-3.0-or-later
  */
@@ -12,6 +12,7 @@
 
 #include "bitlens.h"
 #include "bl-brown.h"
+#include "bl-quant-algo.h"
 #include "bl-text-source.h"
 #include "bl-cli.h"
 #include "bl-cli-commands.h"
@@ -38,6 +39,7 @@ session_open (Session     *s,
               const char  *model_path,
               const char  *backend_name,
               int          n_threads,
+              gboolean     make_engine,
               GError     **error)
 {
   g_autofree char *path = model_path ? g_strdup (model_path) : bl_cli_default_model_path ();
@@ -48,6 +50,8 @@ session_open (Session     *s,
   s->backend = bl_backend_new (backend_name, n_threads, error);
   if (s->backend == NULL)
     return FALSE;
+  if (!make_engine)
+    return TRUE;
   s->engine = bl_engine_new (s->model, s->backend, NULL, error);
   return s->engine != NULL;
 }
@@ -87,7 +91,7 @@ typedef struct
   GCancellable *cancellable;
   gboolean ok;
   GError *error;
-  gboolean json;
+  BlQuantEngine *quant_engine;
 } EvalState;
 
 static void
@@ -96,16 +100,20 @@ on_window_done (BlRun    *run,
                 gpointer  user_data)
 {
   const BlPplStats *stats = bl_run_get_stats (run);
+  g_autofree char *kl = NULL;
+  BlKlSummary s;
   double lo, hi;
 
+  if (bl_run_get_kl_summary (run, &s))
+    kl = g_strdup_printf (", KL %.5f, top-1 %.1f%%", s.kl, 100.0 * s.top1);
   if (!bl_ppl_stats_get_ppl_ci (stats, &lo, &hi))
     lo = hi = NAN;
   if (isnan (lo))
-    g_printerr ("window %u/%u: ppl %.4f (%.0f tok/s)\n", n_done, bl_run_get_n_windows (run),
-                bl_ppl_stats_get_ppl (stats), bl_run_get_tokens_per_second (run));
+    g_printerr ("window %u/%u: ppl %.4f%s (%.0f tok/s)\n", n_done, bl_run_get_n_windows (run),
+                bl_ppl_stats_get_ppl (stats), kl ? kl : "", bl_run_get_tokens_per_second (run));
   else
-    g_printerr ("window %u/%u: ppl %.4f, 95%% CI [%.4f, %.4f] (%.0f tok/s)\n", n_done,
-                bl_run_get_n_windows (run), bl_ppl_stats_get_ppl (stats), lo, hi,
+    g_printerr ("window %u/%u: ppl %.4f, 95%% CI [%.4f, %.4f]%s (%.0f tok/s)\n", n_done,
+                bl_run_get_n_windows (run), bl_ppl_stats_get_ppl (stats), lo, hi, kl ? kl : "",
                 bl_run_get_tokens_per_second (run));
 }
 
@@ -130,20 +138,321 @@ on_signal (gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
+/* --- plans ------------------------------------------------------------------------------------ */
+
+typedef struct
+{
+  char *plan_path;
+  char *weight;
+  char *activation;
+  char *algorithm;
+  char **skip;
+  char *kv;
+  char *calib_text;
+  int calib_windows;
+  int calib_ctx;
+  gint64 calib_seed;
+  gboolean calib_seed_set;
+} PlanOptions;
+
 static void
-print_eval_result (BlRun        *run,
-                   BlModel      *model,
-                   BlTextSource *source,
+plan_options_clear (PlanOptions *o)
+{
+  g_clear_pointer (&o->plan_path, g_free);
+  g_clear_pointer (&o->weight, g_free);
+  g_clear_pointer (&o->activation, g_free);
+  g_clear_pointer (&o->algorithm, g_free);
+  g_clear_pointer (&o->skip, g_strfreev);
+  g_clear_pointer (&o->kv, g_free);
+  g_clear_pointer (&o->calib_text, g_free);
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (PlanOptions, plan_options_clear)
+
+static gboolean
+parse_calib_seed (const char  *name,
+                  const char  *value,
+                  gpointer     data,
+                  GError     **error)
+{
+  PlanOptions *o = data;
+  char *end = NULL;
+
+  o->calib_seed = g_ascii_strtoll (value, &end, 10);
+  if (end == value || *end != '\0')
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "--calib-seed takes an integer, not “%s”", value);
+      return FALSE;
+    }
+  o->calib_seed_set = TRUE;
+  return TRUE;
+}
+
+static GOptionGroup *
+plan_option_group (PlanOptions *o)
+{
+  const GOptionEntry entries[] = {
+    { "plan", 0, 0, G_OPTION_ARG_FILENAME, &o->plan_path, "Quantization plan (docs/plan-schema.md)", "FILE" },
+    { "w", 0, 0, G_OPTION_ARG_STRING, &o->weight, "Weight format of every block projection (e.g. int4:g128, mxfp4)", "SPEC" },
+    { "a", 0, 0, G_OPTION_ARG_STRING, &o->activation, "Activation format (int8:token dynamic, int8:tensor static, …)", "SPEC" },
+    { "algorithm", 0, 0, G_OPTION_ARG_STRING, &o->algorithm, "Weight algorithm: rtn (default), gptq, awq, smoothquant, hadamard, clip-mse, bias-correction, or A+B", "NAME" },
+    { "skip", 0, 0, G_OPTION_ARG_STRING_ARRAY, &o->skip, "Keep layers matching this glob in full precision (repeatable)", "PATTERN" },
+    { "kv", 0, 0, G_OPTION_ARG_STRING, &o->kv, "KV-cache format (dynamic: :token or :gN)", "SPEC" },
+    { "calib-text", 0, 0, G_OPTION_ARG_FILENAME, &o->calib_text, "Calibration text (a file or brown:SPLIT), for static activations and data-aware algorithms", "FILE" },
+    { "calib-windows", 0, 0, G_OPTION_ARG_INT, &o->calib_windows, "Calibration windows (default: the plan's, else 32)", "N" },
+    { "calib-ctx", 0, 0, G_OPTION_ARG_INT, &o->calib_ctx, "Calibration window length (default: the plan's, else min(512, model maximum))", "N" },
+    { "calib-seed", 0, 0, G_OPTION_ARG_CALLBACK, parse_calib_seed, "Seed of the calibration windows (default: the plan's, else 0)", "N" },
+    { NULL }
+  };
+  GOptionGroup *group = g_option_group_new ("plan", "Quantization plan options:",
+                                            "Show the quantization plan options", o, NULL);
+
+  g_option_group_add_entries (group, entries);
+  return group;
+}
+
+static gboolean
+plan_options_given (const PlanOptions *o)
+{
+  return o->plan_path != NULL || o->weight != NULL || o->activation != NULL
+         || o->algorithm != NULL || o->skip != NULL || o->kv != NULL;
+}
+
+/* The plan the options describe: --plan FILE, or the shorthands; --kv and the calibration
+ * options apply to either. */
+static BlQuantPlan *
+plan_from_options (const PlanOptions  *o,
+                   GError            **error)
+{
+  g_autoptr(BlQuantPlan) plan = NULL;
+  BlQuantCalibration calib;
+
+  if (o->plan_path != NULL)
+    {
+      if (o->weight != NULL || o->activation != NULL || o->algorithm != NULL || o->skip != NULL)
+        {
+          g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED,
+                       "--plan and --w/--a/--algorithm/--skip exclude each other");
+          return NULL;
+        }
+      plan = bl_quant_plan_load (o->plan_path, error);
+    }
+  else
+    plan = bl_quant_plan_new_from_shorthand (o->weight, o->activation, o->algorithm,
+                                             (const char *const *) o->skip, error);
+  if (plan == NULL)
+    return NULL;
+  if (o->kv != NULL && !bl_quant_plan_set_kv_cache (plan, o->kv, error))
+    return NULL;
+  if (o->calib_windows < 0 || o->calib_ctx < 0)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "--calib-windows and --calib-ctx must be positive");
+      return NULL;
+    }
+  calib = *bl_quant_plan_get_calibration (plan);
+  if (o->calib_text != NULL)
+    calib.text = o->calib_text;
+  if (o->calib_windows > 0)
+    calib.n_windows = o->calib_windows;
+  if (o->calib_ctx > 0)
+    calib.ctx = o->calib_ctx;
+  if (o->calib_seed_set)
+    calib.seed = (guint64) o->calib_seed;
+  bl_quant_plan_set_calibration (plan, &calib);
+  return g_steal_pointer (&plan);
+}
+
+/* A line per resolved layer, for `plan` and `eval --verbose`. */
+static void
+print_assignments (GPtrArray *resolved)
+{
+  g_print ("%-44s %-16s %-16s %-14s %8s\n", "layer", "weight", "activation", "algorithm", "bits/w");
+  for (guint i = 0; i < resolved->len; i++)
+    {
+      const BlLayerAssignment *a = g_ptr_array_index (resolved, i);
+      g_autofree char *why = a->skip >= 0 ? g_strdup_printf ("skip[%d]", a->skip)
+                             : a->rule >= 0 ? g_strdup_printf ("rules[%d]", a->rule)
+                             : a->rule == -1 ? g_strdup ("defaults") : g_strdup ("not named");
+
+      g_print ("%-44s %-16s %-16s %-14s %8.4f  %s\n", a->layer,
+               a->has_weight ? a->weight_spec : "none", a->has_activation ? a->activation_spec : "none",
+               a->has_weight ? a->algorithm : "-", a->bits_per_weight, why);
+    }
+}
+
+static void
+summarize_plan (GPtrArray *resolved,
+                guint     *n_weights,
+                guint     *n_inputs)
+{
+  *n_weights = *n_inputs = 0;
+  for (guint i = 0; i < resolved->len; i++)
+    {
+      const BlLayerAssignment *a = g_ptr_array_index (resolved, i);
+
+      *n_weights += a->has_weight;
+      *n_inputs += a->has_activation;
+    }
+}
+
+typedef struct
+{
+  BlModel *model;
+  BlBackend *backend;
+  BlQuantPlan *plan;
+  int32_t *ids;
+  gint64 n_ids;
+  BlQuantEngine *result;
+} BuildData;
+
+static void
+build_data_free (gpointer data)
+{
+  BuildData *d = data;
+
+  g_clear_object (&d->model);
+  g_clear_object (&d->plan);
+  g_free (d->ids);
+  g_clear_pointer (&d->result, bl_quant_engine_free);
+  g_free (d);
+}
+
+static void
+on_quant_progress (const char *stage,
+                   int         done,
+                   int         total,
+                   gpointer    user_data)
+{
+  if (done != total)
+    return;
+  if (g_str_equal (stage, "quantize"))
+    g_printerr ("quantized %d weights\n", total);
+  else if (g_str_equal (stage, "calibration"))
+    g_printerr ("calibration statistics over %d windows\n", total);
+  else
+    g_printerr ("static activation ranges over %d windows\n", total);
+}
+
+static void
+build_thread (GTask        *task,
+              gpointer      source_object,
+              gpointer      task_data,
+              GCancellable *cancellable)
+{
+  BuildData *d = task_data;
+  GError *error = NULL;
+
+  d->result = bl_quant_engine_new (d->model, d->backend, d->plan, d->ids, d->n_ids, cancellable,
+                                   on_quant_progress, NULL, &error);
+  if (d->result == NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_boolean (task, TRUE);
+}
+
+static void
+on_built (GObject      *source,
+          GAsyncResult *result,
+          gpointer      user_data)
+{
+  EvalState *st = user_data;
+  BuildData *d = g_task_get_task_data (G_TASK (result));
+
+  st->ok = g_task_propagate_boolean (G_TASK (result), &st->error);
+  if (st->ok)
+    st->quant_engine = g_steal_pointer (&d->result);
+  g_main_loop_quit (st->loop);
+}
+
+/* Tokenizes the calibration text the plan needs, when it needs one. */
+static gboolean
+calibration_ids (BlQuantPlan  *plan,
+                 GPtrArray    *resolved,
+                 BlTokenizer  *tok,
+                 GArray      **out_ids,
+                 GError      **error)
+{
+  const char *text_name = bl_quant_plan_get_calibration (plan)->text;
+  g_autoptr(BlTextSource) source = NULL;
+  const char *text;
+  gsize len;
+
+  *out_ids = NULL;
+  if (!bl_quant_engine_needs_calibration (resolved))
+    return TRUE;
+  if (text_name == NULL)
+    {
+      g_set_error (error, BL_ERROR, BL_ERROR_INVALID_ARGUMENT,
+                   "the plan needs calibration (a static activation spec or a data-aware "
+                   "algorithm): give --calib-text FILE, or calibration.text in the plan file");
+      return FALSE;
+    }
+  if ((source = open_text (text_name, error)) == NULL)
+    return FALSE;
+  text = bl_text_source_get_protocol_text (source, BL_PROTOCOL_GPTQ, &len);
+  g_printerr ("tokenizing the calibration text %s (%" G_GSIZE_FORMAT " bytes)…\n",
+              bl_text_source_get_name (source), len);
+  *out_ids = bl_tokenizer_encode (tok, text, len, bl_tokenizer_get_add_bos (tok));
+  return TRUE;
+}
+
+/* --- eval ------------------------------------------------------------------------------------- */
+
+static void
+add_double_or_null (JsonBuilder *b,
+                    const char  *name,
+                    double       value)
+{
+  json_builder_set_member_name (b, name);
+  if (isfinite (value))
+    json_builder_add_double_value (b, value);
+  else
+    json_builder_add_null_value (b);
+}
+
+static void
+add_interval (JsonBuilder *b,
+              const char  *name,
+              double       lo,
+              double       hi)
+{
+  json_builder_set_member_name (b, name);
+  if (isnan (lo))
+    json_builder_add_null_value (b);
+  else
+    {
+      json_builder_begin_array (b);
+      json_builder_add_double_value (b, lo);
+      json_builder_add_double_value (b, hi);
+      json_builder_end_array (b);
+    }
+}
+
+static void
+print_eval_result (BlRun              *run,
+                   BlModel            *model,
+                   BlTextSource       *source,
                    const BlRunOptions *opts,
-                   const char   *backend,
-                   int           n_threads,
-                   gboolean      json)
+                   const char         *backend,
+                   int                 n_threads,
+                   BlQuantEngine      *qe,
+                   gboolean            json)
 {
   const BlPplStats *stats = bl_run_get_stats (run);
+  BlQuantSize size;
+  BlKlSummary kl;
+  gboolean has_size = bl_run_get_quant_size (run, &size);
+  gboolean has_kl = bl_run_get_kl_summary (run, &kl);
+  guint n_weights = 0, n_inputs = 0;
   double lo, hi;
 
   if (!bl_ppl_stats_get_ppl_ci (stats, &lo, &hi))
     lo = hi = NAN;
+  if (qe != NULL)
+    summarize_plan (bl_quant_engine_get_assignments (qe), &n_weights, &n_inputs);
+
   if (json)
     {
       g_autoptr(JsonBuilder) b = json_builder_new ();
@@ -177,15 +486,39 @@ print_eval_result (BlRun        *run,
       json_builder_add_double_value (b, bl_ppl_stats_get_mean_nll (stats));
       json_builder_set_member_name (b, "ppl");
       json_builder_add_double_value (b, bl_ppl_stats_get_ppl (stats));
-      json_builder_set_member_name (b, "ppl_ci95");
-      if (isnan (lo))
-        json_builder_add_null_value (b);
-      else
+      add_interval (b, "ppl_ci95", lo, hi);
+      if (qe != NULL)
         {
-          json_builder_begin_array (b);
-          json_builder_add_double_value (b, lo);
-          json_builder_add_double_value (b, hi);
-          json_builder_end_array (b);
+          g_autofree char *plan_json = bl_quant_plan_to_json (bl_quant_engine_get_plan (qe));
+          JsonNode *plan_node = json_from_string (plan_json, NULL);
+
+          json_builder_set_member_name (b, "plan");
+          json_builder_add_value (b, plan_node);
+          json_builder_set_member_name (b, "quantized_weights");
+          json_builder_add_int_value (b, n_weights);
+          json_builder_set_member_name (b, "quantized_inputs");
+          json_builder_add_int_value (b, n_inputs);
+        }
+      if (has_size)
+        {
+          json_builder_set_member_name (b, "bits_per_weight");
+          json_builder_add_double_value (b, size.linear_bits_per_weight);
+          json_builder_set_member_name (b, "model_bits_per_weight");
+          json_builder_add_double_value (b, size.model_bits_per_weight);
+          json_builder_set_member_name (b, "model_bytes");
+          json_builder_add_double_value (b, size.model_bytes);
+        }
+      if (has_kl)
+        {
+          add_double_or_null (b, "kl", kl.kl);
+          add_interval (b, "kl_ci95", kl.kl_ci_low, kl.kl_ci_high);
+          add_double_or_null (b, "top1", kl.top1);
+          add_double_or_null (b, "delta_p", kl.delta_p);
+          add_double_or_null (b, "base_ppl", exp (kl.base_nll));
+          json_builder_set_member_name (b, "baseline_windows_cached");
+          json_builder_add_int_value (b, bl_run_get_n_baseline_cached (run));
+          json_builder_set_member_name (b, "baseline_windows_computed");
+          json_builder_add_int_value (b, bl_run_get_n_baseline_computed (run));
         }
       json_builder_set_member_name (b, "backend");
       json_builder_add_string_value (b, backend);
@@ -215,15 +548,51 @@ print_eval_result (BlRun        *run,
     g_print (", stride %d", opts->stride);
   g_print ("\nwindows        %u (%" G_GINT64_FORMAT " scored tokens)\n",
            bl_run_get_n_windows (run), bl_run_get_n_scored (run));
+  if (qe != NULL)
+    {
+      GPtrArray *resolved = bl_quant_engine_get_assignments (qe);
+      const char *kv = bl_quant_plan_get_kv_cache (bl_quant_engine_get_plan (qe));
+
+      g_print ("plan           weights of %u and inputs of %u of %u linear layers quantized%s%s\n",
+               n_weights, n_inputs, resolved->len, kv ? ", KV cache " : "", kv ? kv : "");
+    }
+  if (has_size)
+    g_print ("bits/weight    %.4f (linear layers), %.4f (whole model, %.1f KiB)\n",
+             size.linear_bits_per_weight, size.model_bits_per_weight, size.model_bytes / 1024.0);
   g_print ("mean NLL       %.6f nats/token\n", bl_ppl_stats_get_mean_nll (stats));
   if (isnan (lo))
     g_print ("perplexity     %.4f (one window: no confidence interval)\n", bl_ppl_stats_get_ppl (stats));
   else
     g_print ("perplexity     %.4f, 95%% CI [%.4f, %.4f]\n", bl_ppl_stats_get_ppl (stats), lo, hi);
+  if (has_kl)
+    {
+      g_print ("baseline ppl   %.4f (full precision; %u windows cached, %u computed)\n",
+               exp (kl.base_nll), bl_run_get_n_baseline_cached (run),
+               bl_run_get_n_baseline_computed (run));
+      if (isnan (kl.kl_ci_low))
+        g_print ("KL             %.6f nats/token (top-k + other buckets: a lower bound)\n", kl.kl);
+      else
+        g_print ("KL             %.6f nats/token, 95%% CI [%.6f, %.6f] (top-k + other buckets: a lower bound)\n",
+                 kl.kl, kl.kl_ci_low, kl.kl_ci_high);
+      g_print ("top-1          %.2f%% agreement with full precision\n", 100.0 * kl.top1);
+      g_print ("Δp             %+.6f (mean change of p(correct token))\n", kl.delta_p);
+    }
   g_print ("backend        %s, %d threads, %.2f s, %.0f scored tokens/s\n", backend, n_threads,
            bl_run_get_wall_seconds (run), bl_run_get_tokens_per_second (run));
   if (bl_run_get_store_id (run) > 0)
     g_print ("stored as run  %" G_GINT64_FORMAT "\n", bl_run_get_store_id (run));
+}
+
+/* Runs the main loop until @st->loop quits, cancelling on SIGINT and SIGTERM. */
+static void
+run_loop_with_signals (EvalState *st)
+{
+  guint sigint_id = g_unix_signal_add (SIGINT, on_signal, st);
+  guint sigterm_id = g_unix_signal_add (SIGTERM, on_signal, st);
+
+  g_main_loop_run (st->loop);
+  g_source_remove (sigint_id);
+  g_source_remove (sigterm_id);
 }
 
 int
@@ -238,9 +607,12 @@ bl_cli_eval_main (int    argc,
   int stride = 0;
   int max_windows = 0;
   int n_threads = 0;
+  int top_k = 0;
   gint64 seed = 0;
   gboolean json = FALSE;
   gboolean no_store = FALSE;
+  gboolean no_kl = FALSE;
+  g_auto(PlanOptions) po = { 0 };
   const GOptionEntry entries[] = {
     { "text", 't', 0, G_OPTION_ARG_FILENAME, &text_path, "Text file, or brown:train|validation|test (default brown:test)", "FILE" },
     { "protocol", 'p', 0, G_OPTION_ARG_STRING, &protocol_name, "gptq (default), hf-stride or llamacpp", "NAME" },
@@ -250,32 +622,41 @@ bl_cli_eval_main (int    argc,
     { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Seed of the evaluation order (default 0)", "N" },
     { "threads", 'j', 0, G_OPTION_ARG_INT, &n_threads, "CPU threads (default: all cores)", "N" },
     { "backend", 'b', 0, G_OPTION_ARG_STRING, &backend_name, "cpu, cuda or auto (default auto)", "NAME" },
+    { "top-k", 0, 0, G_OPTION_ARG_INT, &top_k, "Baseline log-probabilities per position for KL (default 32)", "K" },
+    { "no-kl", 0, 0, G_OPTION_ARG_NONE, &no_kl, "With a plan: skip the comparison with full precision", NULL },
     { "db", 0, 0, G_OPTION_ARG_FILENAME, &db_path, "SQLite store (default $XDG_DATA_HOME/bitlens/bitlens.db)", "PATH" },
     { "no-store", 0, 0, G_OPTION_ARG_NONE, &no_store, "Do not record the run", NULL },
     { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print the result as JSON", NULL },
     { NULL }
   };
-  g_autoptr(GOptionContext) octx = g_option_context_new ("[MODEL] — measure perplexity");
+  g_autoptr(GOptionContext) octx = g_option_context_new ("[MODEL] — measure perplexity, and with a plan KL, top-1 and Δp against full precision");
   g_autoptr(GError) error = NULL;
   g_auto(Session) s = { 0 };
   g_autoptr(BlTextSource) source = NULL;
   g_autoptr(GArray) ids = NULL;
+  g_autoptr(GArray) calib_ids = NULL;
   g_autoptr(BlRun) run = NULL;
   g_autoptr(BlStore) store = NULL;
   g_autoptr(GCancellable) cancellable = g_cancellable_new ();
   g_autoptr(GMainLoop) loop = NULL;
+  g_autoptr(BlQuantPlan) plan = NULL;
+  g_autoptr(GPtrArray) resolved = NULL;
+  g_autoptr(BlQuantEngine) qe = NULL;
+  BlEngine *engine;
   BlRunOptions opts = { 0 };
   BlTokenizer *tok;
   const char *text;
   gsize text_len;
   EvalState st = { 0 };
-  guint sigint_id, sigterm_id;
 
   g_option_context_add_main_entries (octx, entries, NULL);
+  g_option_context_add_group (octx, plan_option_group (&po));
   if (!g_option_context_parse (octx, &argc, &argv, &error))
     return bl_cli_usage_error ("eval", "%s", error->message);
   if (argc > 2)
     return bl_cli_usage_error ("eval", "expected at most one MODEL");
+  if (top_k < 0)
+    return bl_cli_usage_error ("eval", "--top-k must be positive");
 
   if (protocol_name == NULL)
     opts.protocol = BL_PROTOCOL_GPTQ;
@@ -289,9 +670,16 @@ bl_cli_eval_main (int    argc,
     return bl_cli_usage_error ("eval", "--threads must be positive");
   if (n_threads == 0)
     n_threads = (int) g_get_num_processors ();
+  if (plan_options_given (&po) && (plan = plan_from_options (&po, &error)) == NULL)
+    {
+      if (error->domain == G_OPTION_ERROR)
+        return bl_cli_usage_error ("eval", "%s", error->message);
+      return bl_cli_report_error (error);
+    }
 
+  /* The plain engine is only made without a plan; a plan's engine is the quantized one. */
   if (!session_open (&s, argc == 2 ? argv[1] : NULL, backend_name ? backend_name : "auto",
-                     n_threads, &error))
+                     n_threads, plan == NULL, &error))
     return bl_cli_report_error (error);
   tok = require_tokenizer (&s, &error);
   if (tok == NULL)
@@ -301,7 +689,47 @@ bl_cli_eval_main (int    argc,
   if (source == NULL)
     return bl_cli_report_error (error);
 
-  opts.ctx = ctx_len > 0 ? ctx_len : MIN (512, bl_engine_get_max_tokens (s.engine));
+  loop = g_main_loop_new (NULL, FALSE);
+  st.loop = loop;
+  st.cancellable = cancellable;
+
+  if (plan != NULL)
+    {
+      g_autoptr(GTask) task = NULL;
+      BuildData *d;
+
+      if ((resolved = bl_quant_plan_resolve (plan, s.model, &error)) == NULL ||
+          !calibration_ids (plan, resolved, tok, &calib_ids, &error))
+        return bl_cli_report_error (error);
+      d = g_new0 (BuildData, 1);
+      d->model = g_object_ref (s.model);
+      d->backend = s.backend;
+      d->plan = g_object_ref (plan);
+      if (calib_ids != NULL)
+        {
+          d->n_ids = calib_ids->len;
+          d->ids = (int32_t *) g_array_free (g_steal_pointer (&calib_ids), FALSE);
+        }
+      /* Calibration and quantization run in a worker, so that SIGINT cancels them too. */
+      task = g_task_new (NULL, cancellable, on_built, &st);
+      g_task_set_task_data (task, d, build_data_free);
+      g_task_set_return_on_cancel (task, FALSE);
+      g_task_run_in_thread (task, build_thread);
+      run_loop_with_signals (&st);
+      if (!st.ok)
+        {
+          int status = bl_cli_report_error (st.error);
+
+          g_clear_error (&st.error);
+          return status;
+        }
+      qe = g_steal_pointer (&st.quant_engine);
+      engine = bl_quant_engine_get_engine (qe);
+    }
+  else
+    engine = s.engine;
+
+  opts.ctx = ctx_len > 0 ? ctx_len : MIN (512, bl_engine_get_max_tokens (engine));
   opts.stride = stride > 0 ? stride : opts.ctx / 2;
   opts.max_windows = max_windows;
   opts.seed = (guint64) seed;
@@ -312,9 +740,15 @@ bl_cli_eval_main (int    argc,
    * adds one (see the protocol table in README.md). */
   ids = bl_tokenizer_encode (tok, text, text_len, bl_tokenizer_get_add_bos (tok));
 
-  run = bl_run_new (s.model, s.engine, (const int32_t *) ids->data, ids->len, &opts, &error);
+  run = bl_run_new (s.model, engine, (const int32_t *) ids->data, ids->len, &opts, &error);
   if (run == NULL)
     return bl_cli_report_error (error);
+  if (qe != NULL)
+    {
+      bl_run_set_quant_engine (run, qe);
+      if (!no_kl)
+        bl_run_set_kl (run, top_k);
+    }
 
   if (!no_store)
     {
@@ -337,17 +771,9 @@ bl_cli_eval_main (int    argc,
               bl_run_get_n_windows (run), opts.ctx, bl_protocol_to_string (opts.protocol),
               bl_backend_get_name (s.backend), n_threads);
 
-  loop = g_main_loop_new (NULL, FALSE);
-  st.loop = loop;
-  st.cancellable = cancellable;
-  st.json = json;
-  sigint_id = g_unix_signal_add (SIGINT, on_signal, &st);
-  sigterm_id = g_unix_signal_add (SIGTERM, on_signal, &st);
   g_signal_connect (run, "window-done", G_CALLBACK (on_window_done), &st);
   bl_run_execute_async (run, cancellable, on_run_done, &st);
-  g_main_loop_run (loop);
-  g_source_remove (sigint_id);
-  g_source_remove (sigterm_id);
+  run_loop_with_signals (&st);
 
   if (!st.ok)
     {
@@ -357,7 +783,81 @@ bl_cli_eval_main (int    argc,
       return status;
     }
 
-  print_eval_result (run, s.model, source, &opts, bl_backend_get_name (s.backend), n_threads, json);
+  print_eval_result (run, s.model, source, &opts, bl_backend_get_name (s.backend), n_threads, qe,
+                     json);
+  return 0;
+}
+
+/* --- plan ------------------------------------------------------------------------------------- */
+
+int
+bl_cli_plan_main (int    argc,
+                  char **argv)
+{
+  g_autofree char *out_path = NULL;
+  gboolean json = FALSE;
+  gboolean list_algorithms = FALSE;
+  g_auto(PlanOptions) po = { 0 };
+  const GOptionEntry entries[] = {
+    { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out_path, "Write the plan to FILE", "FILE" },
+    { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print the plan JSON instead of the per-layer table", NULL },
+    { "list-algorithms", 0, 0, G_OPTION_ARG_NONE, &list_algorithms, "List the weight algorithms and their options", NULL },
+    { NULL }
+  };
+  g_autoptr(GOptionContext) octx = g_option_context_new ("[MODEL] — write or check a quantization plan");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(BlModel) model = NULL;
+  g_autoptr(BlQuantPlan) plan = NULL;
+  g_autoptr(GPtrArray) resolved = NULL;
+  g_autofree char *path = NULL;
+  BlQuantSize size;
+
+  g_option_context_add_main_entries (octx, entries, NULL);
+  g_option_context_add_group (octx, plan_option_group (&po));
+  g_option_context_set_description (octx,
+    "Builds a plan from --w/--a/--algorithm/--skip/--kv (or reads --plan FILE), checks it against\n"
+    "MODEL (every rule and skip pattern must decide a layer) and prints what it does to each\n"
+    "linear layer. The file format is docs/plan-schema.md.");
+  if (!g_option_context_parse (octx, &argc, &argv, &error))
+    return bl_cli_usage_error ("plan", "%s", error->message);
+  if (list_algorithms)
+    {
+      g_print ("%s", bl_quant_algo_list_options ());
+      return 0;
+    }
+  if (argc > 2)
+    return bl_cli_usage_error ("plan", "expected at most one MODEL");
+  if (!plan_options_given (&po))
+    return bl_cli_usage_error ("plan", "give --plan FILE or at least one of --w, --a, --algorithm, --skip, --kv");
+  if ((plan = plan_from_options (&po, &error)) == NULL)
+    {
+      if (error->domain == G_OPTION_ERROR)
+        return bl_cli_usage_error ("plan", "%s", error->message);
+      return bl_cli_report_error (error);
+    }
+
+  path = argc == 2 ? g_strdup (argv[1]) : bl_cli_default_model_path ();
+  if ((model = bl_model_load (path, NULL, &error)) == NULL ||
+      (resolved = bl_quant_plan_resolve (plan, model, &error)) == NULL)
+    return bl_cli_report_error (error);
+  if (out_path != NULL && !bl_quant_plan_save (plan, out_path, &error))
+    return bl_cli_report_error (error);
+
+  if (json)
+    {
+      g_autofree char *text = bl_quant_plan_to_json (plan);
+
+      g_print ("%s\n", text);
+      return 0;
+    }
+  bl_quant_plan_size (resolved, model, &size);
+  print_assignments (resolved);
+  g_print ("\nbits/weight %.4f over the linear layers, %.4f over the whole model (%.1f KiB)\n",
+           size.linear_bits_per_weight, size.model_bits_per_weight, size.model_bytes / 1024.0);
+  if (bl_quant_plan_get_kv_cache (plan) != NULL)
+    g_print ("KV cache    %s\n", bl_quant_plan_get_kv_cache (plan));
+  if (out_path != NULL)
+    g_print ("written to  %s\n", out_path);
   return 0;
 }
 
@@ -397,7 +897,7 @@ bl_cli_generate_main (int    argc,
     n_threads = (int) g_get_num_processors ();
 
   if (!session_open (&s, argc == 2 ? argv[1] : NULL, backend_name ? backend_name : "auto",
-                     n_threads, &error))
+                     n_threads, TRUE, &error))
     return bl_cli_report_error (error);
   tok = require_tokenizer (&s, &error);
   if (tok == NULL)

@@ -17,3 +17,4 @@
 #include "bl-format.h"
 #include "bl-quant-plan.h"
 #include "bl-quant-engine.h"
+#include "bl-kl.h"

@@ -21,6 +21,14 @@
  * run, each window and the final result are recorded with their provenance; a failed or
  * cancelled run is recorded as such.
  *
+ * A run of a quantized model (bl_run_set_quant_engine()) records its plan as JSON in the runs
+ * row and its bits per weight in run_quant. With bl_run_set_kl() it also compares every window
+ * with the full-precision model (bl-kl.h): the baseline of a window is read from the store
+ * when it is cached there, and otherwise computed with a full-precision engine on the same
+ * backend and cached at once, so an interrupted run keeps the baselines of its finished
+ * windows and a rerun computes only the others. Such a run scores its windows from the full
+ * logits (bl_engine_forward()) rather than bl_engine_nll().
+ *
  * The engine is used from one thread at a time: a run must not share its #BlEngine with
  * another run that executes concurrently.
  */
@@ -38,6 +46,15 @@ struct _BlRun
   int32_t bos_id;
   GArray *windows;           /* BlWindow, the selected ones in file order */
   guint *order;              /* evaluation order: indices into windows */
+
+  /* Quantization and KL */
+  BlQuantEngine *quant_engine;
+  BlQuantSize quant_size;
+  int top_k;                 /* 0: no KL */
+  BlEngine *fp_engine;       /* the baseline's engine, made when a window is not cached */
+  BlKlStats *kl_stats;
+  guint n_baseline_cached;
+  guint n_baseline_computed;
 
   /* Store */
   BlStore *store;
@@ -82,6 +99,8 @@ bl_run_finalize (GObject *object)
   g_clear_pointer (&self->dataset_sha256, g_free);
   g_clear_pointer (&self->dataset_kind, g_free);
   g_clear_pointer (&self->backend, g_free);
+  g_clear_pointer (&self->fp_engine, bl_engine_free);
+  g_clear_pointer (&self->kl_stats, bl_kl_stats_free);
   g_mutex_clear (&self->lock);
 
   G_OBJECT_CLASS (bl_run_parent_class)->finalize (object);
@@ -220,6 +239,55 @@ bl_run_set_store (BlRun                 *self,
   self->n_threads = provenance->n_threads;
 }
 
+static void store_finish (BlRun      *self,
+                          const char *status);
+
+/**
+ * bl_run_set_quant_engine:
+ * @self: a run that has not been executed yet
+ * @quant_engine: the quantized engine whose engine the run was created with; borrowed, and
+ *   must outlive the run
+ *
+ * Makes the run one of a quantized model: the stored run records the plan and its size, and
+ * every window checks the engine's hooks for errors.
+ */
+void
+bl_run_set_quant_engine (BlRun         *self,
+                         BlQuantEngine *quant_engine)
+{
+  g_return_if_fail (BL_IS_RUN (self));
+  g_return_if_fail (quant_engine != NULL);
+  g_return_if_fail (bl_quant_engine_get_engine (quant_engine) == self->engine);
+  g_return_if_fail (!self->executed);
+
+  self->quant_engine = quant_engine;
+  bl_quant_plan_size (bl_quant_engine_get_assignments (quant_engine), self->model,
+                      &self->quant_size);
+}
+
+/**
+ * bl_run_set_kl:
+ * @self: a run that has not been executed yet
+ * @top_k: baseline log-probabilities per position, 0 for %BL_KL_DEFAULT_TOP_K (capped at the
+ *   vocabulary)
+ *
+ * Compares every window with the full-precision model: KL, top-1 agreement and Δp
+ * (bl_run_get_kl_summary()). The baseline is cached in the run's store, when it has one.
+ */
+void
+bl_run_set_kl (BlRun *self,
+               int    top_k)
+{
+  g_return_if_fail (BL_IS_RUN (self));
+  g_return_if_fail (top_k >= 0);
+  g_return_if_fail (!self->executed);
+
+  self->top_k = MIN (top_k > 0 ? top_k : BL_KL_DEFAULT_TOP_K,
+                     bl_engine_get_vocab_size (self->engine));
+  if (self->kl_stats == NULL)
+    self->kl_stats = bl_kl_stats_new ();
+}
+
 static gboolean
 store_begin (BlRun   *self,
              GError **error)
@@ -228,6 +296,7 @@ store_begin (BlRun   *self,
   const BlModelConfig *config = bl_model_get_config (self->model);
   BlRunRecord rec = { 0 };
   g_autofree char *model_name = NULL;
+  g_autofree char *plan_json = NULL;
 
   rec.model_fingerprint = bl_model_get_fingerprint (self->model);
   rec.model_path = bl_model_get_path (self->model);
@@ -248,9 +317,28 @@ store_begin (BlRun   *self,
   rec.seed = self->options.seed;
   rec.backend = self->backend;
   rec.threads = self->n_threads;
+  if (self->quant_engine != NULL)
+    plan_json = bl_quant_plan_to_json (bl_quant_engine_get_plan (self->quant_engine));
+  rec.plan_json = plan_json;
 
   self->store_id = bl_store_begin_run (self->store, &rec, error);
-  return self->store_id > 0;
+  if (self->store_id <= 0)
+    return FALSE;
+  if (self->quant_engine != NULL)
+    {
+      BlRunQuantRecord q = { 0 };
+
+      q.linear_bits_per_weight = self->quant_size.linear_bits_per_weight;
+      q.model_bits_per_weight = self->quant_size.model_bits_per_weight;
+      q.model_bytes = self->quant_size.model_bytes;
+      q.top_k = self->top_k;
+      if (!bl_kl_store_begin_run (self->store, self->store_id, &q, error))
+        {
+          store_finish (self, "failed");
+          return FALSE;
+        }
+    }
+  return TRUE;
 }
 
 static void
@@ -276,6 +364,20 @@ store_finish (BlRun      *self,
 
   /* The run's own error (or cancellation) is what the caller must see; a store failure
    * while recording it is reported as a warning-free message on the log. */
+  if (self->quant_engine != NULL && self->kl_stats != NULL)
+    {
+      BlKlSummary summary;
+
+      g_mutex_lock (&self->lock);
+      bl_kl_stats_get_summary (self->kl_stats, &summary);
+      g_mutex_unlock (&self->lock);
+      if (!bl_kl_store_finish_run (self->store, self->store_id, &summary, &error))
+        {
+          g_message ("could not record the KL of run %" G_GINT64_FORMAT ": %s",
+                     self->store_id, error->message);
+          g_clear_error (&error);
+        }
+    }
   if (!bl_store_finish_run (self->store, self->store_id, status, &res, &error))
     g_message ("could not record the end of run %" G_GINT64_FORMAT ": %s",
                self->store_id, error->message);
@@ -305,6 +407,93 @@ window_done_free (gpointer data)
   g_free (wd);
 }
 
+static void
+kl_key (BlRun   *self,
+        BlKlKey *key)
+{
+  BlTokenizer *tokenizer = bl_model_get_tokenizer (self->model);
+
+  key->model_fingerprint = bl_model_get_fingerprint (self->model);
+  key->tokenizer_hash = tokenizer ? bl_tokenizer_get_hash (tokenizer) : "";
+  key->dataset_sha256 = self->dataset_sha256;
+  key->dataset_kind = self->dataset_kind;
+  key->protocol = bl_protocol_to_string (self->options.protocol);
+  key->ctx = self->options.ctx;
+  key->stride = self->options.protocol == BL_PROTOCOL_HF_STRIDE ? self->options.stride : 0;
+  key->top_k = self->top_k;
+}
+
+/* The full-precision baseline of window @index: from the store, or computed (and cached). */
+static BlKlWindow *
+baseline_window (BlRun          *self,
+                 const BlWindow *w,
+                 guint           index,
+                 const int32_t  *window_ids,
+                 float          *logits,
+                 GCancellable   *cancellable,
+                 GError        **error)
+{
+  g_autoptr(GError) local_error = NULL;
+  BlKlWindow *base = NULL;
+  BlKlKey key;
+
+  kl_key (self, &key);
+  if (self->store != NULL)
+    {
+      base = bl_kl_store_load (self->store, &key, w, index, &local_error);
+      if (local_error != NULL)
+        {
+          g_propagate_error (error, g_steal_pointer (&local_error));
+          return NULL;
+        }
+      if (base != NULL)
+        {
+          self->n_baseline_cached++;
+          return base;
+        }
+    }
+
+  if (self->fp_engine == NULL
+      && (self->fp_engine = bl_engine_new (self->model, bl_engine_get_backend (self->engine),
+                                           NULL, error)) == NULL)
+    return NULL;
+  if (!bl_engine_forward (self->fp_engine, window_ids, w->length - 1, logits, cancellable, error))
+    return NULL;
+  base = bl_kl_window_new (logits, bl_engine_get_vocab_size (self->engine), window_ids, w, index,
+                           self->top_k);
+  if (self->store != NULL && !bl_kl_store_save (self->store, &key, base, error))
+    {
+      bl_kl_window_free (base);
+      return NULL;
+    }
+  self->n_baseline_computed++;
+  return base;
+}
+
+/* Scores window @index from the full logits and compares it with the baseline. */
+static gboolean
+kl_window (BlRun            *self,
+           const BlWindow   *w,
+           guint             index,
+           const int32_t    *window_ids,
+           float            *logits,
+           BlKlWindowResult *out,
+           GCancellable     *cancellable,
+           GError          **error)
+{
+  g_autoptr(BlKlWindow) base = NULL;
+
+  base = baseline_window (self, w, index, window_ids, logits, cancellable, error);
+  if (base == NULL)
+    return FALSE;
+  if (!bl_engine_forward (self->engine, window_ids, w->length - 1, logits, cancellable, error))
+    return FALSE;
+  if (self->quant_engine != NULL && !bl_quant_engine_check (self->quant_engine, error))
+    return FALSE;
+  bl_kl_window_compare (base, logits, bl_engine_get_vocab_size (self->engine), window_ids, out);
+  return TRUE;
+}
+
 static gboolean
 execute (BlRun        *self,
          GMainContext *emit_context,
@@ -313,6 +502,7 @@ execute (BlRun        *self,
 {
   g_autofree int32_t *window_ids = NULL;
   g_autofree double *nll = NULL;
+  g_autofree float *logits = NULL;
   gint64 start_us = g_get_monotonic_time ();
   int ctx = self->options.ctx;
 
@@ -324,6 +514,8 @@ execute (BlRun        *self,
 
   window_ids = g_new (int32_t, ctx);
   nll = g_new (double, ctx);
+  if (self->top_k > 0)
+    logits = g_new (float, (gsize) ctx * bl_engine_get_vocab_size (self->engine));
 
   for (guint k = 0; k < self->windows->len; k++)
     {
@@ -331,13 +523,22 @@ execute (BlRun        *self,
       int n_targets = w->length - w->first_target;
       double sum = 0.0;
       g_autoptr(GError) local_error = NULL;
+      BlKlWindowResult kl = { 0 };
+      gboolean ok;
 
       memcpy (window_ids, self->ids + w->start, w->length * sizeof (int32_t));
       if (w->bos_first && self->bos_id >= 0)
         window_ids[0] = self->bos_id;
 
-      if (!bl_engine_nll (self->engine, window_ids, w->length, w->first_target, nll,
-                          cancellable, &local_error))
+      if (self->top_k > 0)
+        ok = kl_window (self, w, self->order[k], window_ids, logits, &kl, cancellable,
+                        &local_error);
+      else
+        ok = bl_engine_nll (self->engine, window_ids, w->length, w->first_target, nll,
+                            cancellable, &local_error)
+             && (self->quant_engine == NULL
+                 || bl_quant_engine_check (self->quant_engine, &local_error));
+      if (!ok)
         {
           self->wall_seconds = (g_get_monotonic_time () - start_us) / 1e6;
           store_finish (self, g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_CANCELLED)
@@ -346,19 +547,27 @@ execute (BlRun        *self,
           return FALSE;
         }
 
-      for (int j = 0; j < n_targets; j++)
-        sum += nll[j];
+      if (self->top_k > 0)
+        sum = kl.sum_nll;
+      else
+        for (int j = 0; j < n_targets; j++)
+          sum += nll[j];
 
       g_mutex_lock (&self->lock);
       bl_ppl_stats_add_window (self->stats, sum, n_targets);
+      if (self->top_k > 0)
+        bl_kl_stats_add_window (self->kl_stats, &kl);
       self->n_done++;
       self->n_scored += n_targets;
       self->wall_seconds = (g_get_monotonic_time () - start_us) / 1e6;
       g_mutex_unlock (&self->lock);
 
       if (self->store != NULL
-          && !bl_store_add_window (self->store, self->store_id, self->order[k], w->start,
-                                   n_targets, sum, &local_error))
+          && ((self->top_k > 0 && self->quant_engine != NULL
+               && !bl_kl_store_add_run_window (self->store, self->store_id, self->order[k], &kl,
+                                               &local_error))
+              || !bl_store_add_window (self->store, self->store_id, self->order[k], w->start,
+                                       n_targets, sum, &local_error)))
         {
           store_finish (self, "failed");
           g_propagate_error (error, g_steal_pointer (&local_error));
@@ -550,4 +759,72 @@ bl_run_get_store_id (BlRun *self)
 {
   g_return_val_if_fail (BL_IS_RUN (self), 0);
   return self->store_id;
+}
+
+/**
+ * bl_run_get_kl_summary:
+ * @self: a run
+ * @out: (out caller-allocates): the comparison with the baseline so far
+ *
+ * Returns: %FALSE when the run measures no KL (bl_run_set_kl())
+ */
+gboolean
+bl_run_get_kl_summary (BlRun       *self,
+                       BlKlSummary *out)
+{
+  g_return_val_if_fail (BL_IS_RUN (self), FALSE);
+  g_return_val_if_fail (out != NULL, FALSE);
+
+  if (self->kl_stats == NULL)
+    return FALSE;
+  g_mutex_lock (&self->lock);
+  bl_kl_stats_get_summary (self->kl_stats, out);
+  g_mutex_unlock (&self->lock);
+  return TRUE;
+}
+
+/**
+ * bl_run_get_quant_size:
+ * @self: a run
+ * @out: (out caller-allocates): the size of the model under the run's plan
+ *
+ * Returns: %FALSE when the run has no quantized engine
+ */
+gboolean
+bl_run_get_quant_size (BlRun       *self,
+                       BlQuantSize *out)
+{
+  g_return_val_if_fail (BL_IS_RUN (self), FALSE);
+  g_return_val_if_fail (out != NULL, FALSE);
+
+  if (self->quant_engine == NULL)
+    return FALSE;
+  *out = self->quant_size;
+  return TRUE;
+}
+
+/**
+ * bl_run_get_n_baseline_cached:
+ * @self: a run
+ *
+ * Returns: windows whose KL baseline the store already held; read after the run ends
+ */
+guint
+bl_run_get_n_baseline_cached (BlRun *self)
+{
+  g_return_val_if_fail (BL_IS_RUN (self), 0);
+  return self->n_baseline_cached;
+}
+
+/**
+ * bl_run_get_n_baseline_computed:
+ * @self: a run
+ *
+ * Returns: windows whose KL baseline this run computed; read after the run ends
+ */
+guint
+bl_run_get_n_baseline_computed (BlRun *self)
+{
+  g_return_val_if_fail (BL_IS_RUN (self), 0);
+  return self->n_baseline_computed;
 }

@@ -8,8 +8,10 @@
 #include <stdint.h>
 
 #include "bl-engine.h"
+#include "bl-kl.h"
 #include "bl-ppl.h"
 #include "bl-protocol.h"
+#include "bl-quant-engine.h"
 #include "bl-store.h"
 
 G_BEGIN_DECLS
@@ -59,6 +61,10 @@ BlRun          *bl_run_new              (BlModel             *model,
 void            bl_run_set_store        (BlRun               *self,
                                          BlStore             *store,
                                          const BlRunProvenance *provenance);
+void            bl_run_set_quant_engine (BlRun               *self,
+                                         BlQuantEngine       *quant_engine);
+void            bl_run_set_kl           (BlRun               *self,
+                                         int                  top_k);
 gboolean        bl_run_execute          (BlRun               *self,
                                          GCancellable        *cancellable,
                                          GError             **error);
@@ -76,6 +82,12 @@ const BlPplStats *bl_run_get_stats      (BlRun               *self);
 gint64          bl_run_get_n_scored     (BlRun               *self);
 double          bl_run_get_wall_seconds (BlRun               *self);
 double          bl_run_get_tokens_per_second (BlRun          *self);
+gboolean        bl_run_get_kl_summary   (BlRun               *self,
+                                         BlKlSummary         *out);
+gboolean        bl_run_get_quant_size   (BlRun               *self,
+                                         BlQuantSize         *out);
+guint           bl_run_get_n_baseline_cached   (BlRun        *self);
+guint           bl_run_get_n_baseline_computed (BlRun        *self);
 /* The store's id of this run, or 0 when it is not stored. */
 gint64          bl_run_get_store_id     (BlRun               *self);
 

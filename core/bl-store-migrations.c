@@ -187,6 +187,59 @@ const char * const bl_store_migrations[] = {
   "  created_at TEXT NOT NULL,"
   "  UNIQUE (budget_id, plan_json)"
   ");",
+
+  /* 3 → 4: the full-precision baselines KL is measured against, and what a quantized run
+   * records beside its runs row (core/bl-kl.c). A baseline window is a cache: it carries its
+   * own identity (model, tokenizer, text, protocol, window) instead of a run. The arrays are
+   * little-endian fp32 / int32 blobs of (length − first_target) positions. */
+  "CREATE TABLE kl_baselines ("
+  "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+  "  model_fingerprint TEXT NOT NULL,"
+  "  tokenizer_hash TEXT NOT NULL,"
+  "  dataset_sha256 TEXT NOT NULL CHECK (length (dataset_sha256) = 64),"
+  "  dataset_kind TEXT NOT NULL,"
+  "  protocol TEXT NOT NULL,"
+  "  ctx INTEGER NOT NULL CHECK (ctx >= 2),"
+  "  stride INTEGER NOT NULL CHECK (stride >= 0),"
+  "  top_k INTEGER NOT NULL CHECK (top_k >= 1),"
+  "  window_index INTEGER NOT NULL CHECK (window_index >= 0),"
+  "  start INTEGER NOT NULL CHECK (start >= 0),"
+  "  length INTEGER NOT NULL CHECK (length >= 2),"
+  "  first_target INTEGER NOT NULL CHECK (first_target >= 1 AND first_target < length),"
+  "  sum_nll REAL NOT NULL,"
+  "  top_ids BLOB NOT NULL CHECK (length (top_ids) = 4 * (length - first_target) * top_k),"
+  "  top_logp BLOB NOT NULL CHECK (length (top_logp) = 4 * (length - first_target) * top_k),"
+  "  other_logp BLOB NOT NULL CHECK (length (other_logp) = 4 * (length - first_target)),"
+  "  target_logp BLOB NOT NULL CHECK (length (target_logp) = 4 * (length - first_target)),"
+  "  created_at TEXT NOT NULL,"
+  "  UNIQUE (model_fingerprint, tokenizer_hash, dataset_sha256, dataset_kind, protocol, ctx,"
+  "          stride, top_k, window_index)"
+  ");"
+  /* a quantized run: the plan's size; the KL columns are written when it ends */
+  "CREATE TABLE run_quant ("
+  "  run_id INTEGER PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,"
+  "  linear_bits_per_weight REAL NOT NULL,"
+  "  model_bits_per_weight REAL NOT NULL,"
+  "  model_bytes REAL NOT NULL,"
+  "  top_k INTEGER CHECK (top_k IS NULL OR top_k >= 1),"
+  "  n_positions INTEGER,"
+  "  kl REAL,"
+  "  kl_ci_low REAL,"
+  "  kl_ci_high REAL,"
+  "  top1 REAL,"
+  "  delta_p REAL,"
+  "  base_mean_nll REAL"
+  ");"
+  "CREATE TABLE run_kl_windows ("
+  "  run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,"
+  "  window_index INTEGER NOT NULL CHECK (window_index >= 0),"
+  "  n_positions INTEGER NOT NULL CHECK (n_positions > 0),"
+  "  sum_kl REAL NOT NULL,"
+  "  n_top1 INTEGER NOT NULL CHECK (n_top1 >= 0 AND n_top1 <= n_positions),"
+  "  sum_dp REAL NOT NULL,"
+  "  base_sum_nll REAL NOT NULL,"
+  "  PRIMARY KEY (run_id, window_index)"
+  ") WITHOUT ROWID;",
 };
 
 const guint bl_store_n_migrations = G_N_ELEMENTS (bl_store_migrations);

@@ -14,7 +14,7 @@ G_BEGIN_DECLS
  * The schema version this code writes (SQLite `PRAGMA user_version`). A database with a
  * higher version was written by a newer Bitlens and is refused.
  */
-#define BL_STORE_SCHEMA_VERSION 3
+#define BL_STORE_SCHEMA_VERSION 4
 
 /**
  * BlRunRecord:
