@@ -8,9 +8,14 @@
 #include <json-glib/json-glib.h>
 #include <math.h>
 #include <signal.h>
+#include <string.h>
 
 #include "bitlens.h"
+#include "bl-brown.h"
 #include "bl-mc.h"
+#include "bl-quant-engine.h"
+#include "bl-quant-plan.h"
+#include "bl-text-source.h"
 #include "bl-zeroshot.h"
 #include "bl-cli.h"
 #include "bl-cli-commands.h"
@@ -28,6 +33,69 @@ default_datasets_dir (void)
   if (env != NULL && *env != '\0')
     return g_build_filename (env, "datasets", NULL);
   return g_build_filename (BITLENS_SOURCE_DIR, "..", "shared", "datasets", NULL);
+}
+
+/* A calibration text: a file, or brown:SPLIT (as `eval` takes them). */
+static BlTextSource *
+open_text (const char  *spec,
+           GError     **error)
+{
+  if (g_str_has_prefix (spec, "brown:"))
+    {
+      g_autofree char *dir = bl_brown_default_dir ();
+
+      return bl_brown_load_split (dir, spec + strlen ("brown:"), error);
+    }
+  return bl_text_source_new_from_file (spec, bl_text_source_kind_from_path (spec), error);
+}
+
+/* The quantized engine of --plan or the --w/--a/--algorithm shorthands; the plan's
+ * calibration text (or --calib-text) is read only when the plan needs calibration. */
+static BlQuantEngine *
+quant_engine_new (BlModel      *model,
+                  BlBackend    *backend,
+                  const char   *plan_path,
+                  const char   *weight,
+                  const char   *activation,
+                  const char   *algorithm,
+                  const char   *calib_text,
+                  char        **out_plan_json,
+                  GError      **error)
+{
+  g_autoptr(BlQuantPlan) plan = NULL;
+  g_autoptr(GPtrArray) resolved = NULL;
+  g_autoptr(GArray) ids = NULL;
+  const char *text_name;
+
+  plan = plan_path != NULL ? bl_quant_plan_load (plan_path, error)
+                           : bl_quant_plan_new_from_shorthand (weight, activation, algorithm,
+                                                               NULL, error);
+  if (plan == NULL || (resolved = bl_quant_plan_resolve (plan, model, error)) == NULL)
+    return NULL;
+  text_name = calib_text != NULL ? calib_text : bl_quant_plan_get_calibration (plan)->text;
+  if (bl_quant_engine_needs_calibration (resolved))
+    {
+      g_autoptr(BlTextSource) source = NULL;
+      BlTokenizer *tok = bl_model_get_tokenizer (model);
+      const char *text;
+      gsize len;
+
+      if (text_name == NULL)
+        {
+          g_set_error (error, BL_ERROR, BL_ERROR_INVALID_ARGUMENT,
+                       "the plan needs calibration (a static activation spec or a data-aware "
+                       "algorithm): give --calib-text FILE, or calibration.text in the plan");
+          return NULL;
+        }
+      if ((source = open_text (text_name, error)) == NULL)
+        return NULL;
+      text = bl_text_source_get_protocol_text (source, BL_PROTOCOL_GPTQ, &len);
+      ids = bl_tokenizer_encode (tok, text, len, bl_tokenizer_get_add_bos (tok));
+    }
+  *out_plan_json = bl_quant_plan_to_json (plan);
+  g_printerr ("quantizing the model under the plan…\n");
+  return bl_quant_engine_new (model, backend, plan, ids ? (const int32_t *) ids->data : NULL,
+                              ids ? ids->len : 0, NULL, NULL, NULL, error);
 }
 
 typedef struct
@@ -97,7 +165,8 @@ print_json (BlModel                 *model,
             const BlZeroshotOptions *opts,
             const char              *backend,
             int                      n_threads,
-            gint64                   store_id)
+            gint64                   store_id,
+            const char              *plan_json)
 {
   g_autoptr(JsonBuilder) b = json_builder_new ();
   g_autoptr(JsonGenerator) gen = json_generator_new ();
@@ -117,6 +186,11 @@ print_json (BlModel                 *model,
   json_builder_add_string_value (b, bl_mc_set_get_name (set));
   json_builder_set_member_name (b, "dataset_sha256");
   json_builder_add_string_value (b, bl_mc_set_get_sha256 (set));
+  json_builder_set_member_name (b, "plan");
+  if (plan_json != NULL)
+    json_builder_add_value (b, json_from_string (plan_json, NULL));
+  else
+    json_builder_add_null_value (b);
   json_builder_set_member_name (b, "add_bos");
   json_builder_add_boolean_value (b, opts->add_bos);
   json_builder_set_member_name (b, "items");
@@ -172,11 +246,15 @@ print_table (BlModel                 *model,
              const BlZeroshotOptions *opts,
              const char              *backend,
              int                      n_threads,
-             gint64                   store_id)
+             gint64                   store_id,
+             const char              *plan_json)
 {
   BlMcTask task = bl_mc_set_get_task (set);
+  g_autoptr(JsonNode) plan = plan_json != NULL ? json_from_string (plan_json, NULL) : NULL;
+  g_autofree char *compact = plan != NULL ? json_to_string (plan, FALSE) : NULL;
 
   g_print ("model          %s\n", bl_model_get_path (model));
+  g_print ("plan           %s\n", compact != NULL ? compact : "none (full precision)");
   g_print ("task           %s: %s (sha256 %.16s…), BOS %s\n", bl_mc_task_to_string (task),
            bl_mc_set_get_name (set), bl_mc_set_get_sha256 (set), opts->add_bos ? "on" : "off");
   g_print ("items          %u of %u scored\n", m->n_items, bl_zeroshot_get_n_items (zs));
@@ -210,6 +288,12 @@ bl_cli_zeroshot_main (int    argc,
   g_autofree char *datasets_dir = NULL;
   g_autofree char *db_path = NULL;
   g_autofree char *backend_name = NULL;
+  g_autofree char *plan_path = NULL;
+  g_autofree char *weight = NULL;
+  g_autofree char *activation = NULL;
+  g_autofree char *algorithm = NULL;
+  g_autofree char *calib_text = NULL;
+  g_autofree char *plan_json = NULL;
   int limit = 0;
   int ece_bins = 0;
   int n_threads = 0;
@@ -226,6 +310,11 @@ bl_cli_zeroshot_main (int    argc,
     { "bos", 0, 0, G_OPTION_ARG_NONE, &bos, "Put BOS in front of every request (default: as the tokenizer's add_bos_token)", NULL },
     { "no-bos", 0, 0, G_OPTION_ARG_NONE, &no_bos, "No BOS (lm-evaluation-harness's default)", NULL },
     { "ece-bins", 0, 0, G_OPTION_ARG_INT, &ece_bins, "Confidence bins of the ECE (default 15)", "M" },
+    { "plan", 0, 0, G_OPTION_ARG_FILENAME, &plan_path, "Score the model quantized under this plan (docs/plan-schema.md)", "FILE" },
+    { "w", 0, 0, G_OPTION_ARG_STRING, &weight, "Shorthand plan: weight format of every block projection", "SPEC" },
+    { "a", 0, 0, G_OPTION_ARG_STRING, &activation, "Shorthand plan: activation format", "SPEC" },
+    { "algorithm", 0, 0, G_OPTION_ARG_STRING, &algorithm, "Shorthand plan: weight algorithm (default rtn)", "NAME" },
+    { "calib-text", 0, 0, G_OPTION_ARG_FILENAME, &calib_text, "Calibration text when the plan needs one (a file or brown:SPLIT)", "FILE" },
     { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Seed of the evaluation order (default 0)", "N" },
     { "threads", 'j', 0, G_OPTION_ARG_INT, &n_threads, "CPU threads (default: all cores)", "N" },
     { "backend", 'b', 0, G_OPTION_ARG_STRING, &backend_name, "cpu, cuda or auto (default auto)", "NAME" },
@@ -239,6 +328,7 @@ bl_cli_zeroshot_main (int    argc,
   g_autoptr(BlModel) model = NULL;
   g_autoptr(BlBackend) backend = NULL;
   g_autoptr(BlEngine) engine = NULL;
+  g_autoptr(BlQuantEngine) quant = NULL;
   g_autoptr(BlMcSet) set = NULL;
   g_autoptr(BlZeroshot) zs = NULL;
   g_autoptr(BlStore) store = NULL;
@@ -249,6 +339,7 @@ bl_cli_zeroshot_main (int    argc,
   BlZeroshotMetrics m;
   ZeroshotState st = { 0 };
   BlTokenizer *tok;
+  BlEngine *scoring_engine;
   BlMcTask task;
   gint64 store_id = 0;
   guint sigint_id, sigterm_id;
@@ -273,14 +364,15 @@ bl_cli_zeroshot_main (int    argc,
     return bl_cli_usage_error ("zeroshot", "--limit, --ece-bins and --threads must be positive");
   if (bos && no_bos)
     return bl_cli_usage_error ("zeroshot", "--bos and --no-bos exclude each other");
+  if (plan_path != NULL && (weight != NULL || activation != NULL || algorithm != NULL))
+    return bl_cli_usage_error ("zeroshot", "--plan and --w/--a/--algorithm exclude each other");
   if (n_threads == 0)
     n_threads = (int) g_get_num_processors ();
 
   model_path = argc == 2 ? g_strdup (argv[1]) : bl_cli_default_model_path ();
   if ((model = bl_model_load (model_path, NULL, &error)) == NULL
       || (backend = bl_backend_new (backend_name ? backend_name : "auto", n_threads,
-                                    &error)) == NULL
-      || (engine = bl_engine_new (model, backend, NULL, &error)) == NULL)
+                                    &error)) == NULL)
     return bl_cli_report_error (error);
   if ((tok = bl_model_get_tokenizer (model)) == NULL)
     {
@@ -288,6 +380,19 @@ bl_cli_zeroshot_main (int    argc,
                    bl_model_get_path (model));
       return bl_cli_report_error (error);
     }
+  /* A quantized engine is scored exactly like the full-precision one. */
+  if (plan_path != NULL || weight != NULL || activation != NULL || algorithm != NULL)
+    {
+      quant = quant_engine_new (model, backend, plan_path, weight, activation, algorithm,
+                                calib_text, &plan_json, &error);
+      if (quant == NULL)
+        return bl_cli_report_error (error);
+      scoring_engine = bl_quant_engine_get_engine (quant);
+    }
+  else if ((engine = bl_engine_new (model, backend, NULL, &error)) == NULL)
+    return bl_cli_report_error (error);
+  else
+    scoring_engine = engine;
 
   if (file != NULL)
     set = bl_mc_set_load (task, file, &error);
@@ -304,7 +409,7 @@ bl_cli_zeroshot_main (int    argc,
   opts.limit = (guint) limit;
   opts.ece_bins = (guint) ece_bins;
   opts.seed = (guint64) seed;
-  zs = bl_zeroshot_new (engine, tok, bl_mc_set_get_items (set), &opts, &error);
+  zs = bl_zeroshot_new (scoring_engine, tok, bl_mc_set_get_items (set), &opts, &error);
   if (zs == NULL)
     return bl_cli_report_error (error);
 
@@ -338,6 +443,7 @@ bl_cli_zeroshot_main (int    argc,
         .dataset_kind = bl_mc_format_to_string (bl_mc_set_get_format (set)),
         .backend = bl_backend_get_name (backend),
         .threads = n_threads,
+        .plan_json = plan_json,
       };
       const char *result_status = st.ok ? "finished"
                                   : g_error_matches (st.error, G_IO_ERROR, G_IO_ERROR_CANCELLED)
@@ -364,8 +470,10 @@ bl_cli_zeroshot_main (int    argc,
 
   bl_zeroshot_get_metrics (zs, &m);
   if (json)
-    print_json (model, set, zs, &m, &opts, bl_backend_get_name (backend), n_threads, store_id);
+    print_json (model, set, zs, &m, &opts, bl_backend_get_name (backend), n_threads, store_id,
+                plan_json);
   else
-    print_table (model, set, zs, &m, &opts, bl_backend_get_name (backend), n_threads, store_id);
+    print_table (model, set, zs, &m, &opts, bl_backend_get_name (backend), n_threads, store_id,
+                 plan_json);
   return 0;
 }

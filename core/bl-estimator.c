@@ -289,6 +289,55 @@ bl_estimator_predict (BlEstimator  *self,
     return FALSE;
   estimate_from_sum (self, x, out);
   out->n_layers = n;
+  out->approximate = FALSE;
+  return TRUE;
+}
+
+/**
+ * bl_estimator_predict_plan:
+ * @self: an estimator
+ * @plan: a quantization plan (bl-quant-plan.h)
+ * @out: (out caller-allocates): the prediction
+ * @error: return location for a #GError
+ *
+ * Resolves @plan against the model and predicts its quantized weights, each with its
+ * format's RTN error. The sensitivities come from weight-only one-at-a-time measurements,
+ * so activation and KV-cache quantizers, and what an algorithm such as GPTQ gains over
+ * RTN, are not in the estimate: @out->approximate says when the plan has any of them.
+ *
+ * Returns: %TRUE on success; the plan's own errors (a bad rule) otherwise
+ */
+gboolean
+bl_estimator_predict_plan (BlEstimator  *self,
+                           BlQuantPlan  *plan,
+                           BlEstimate   *out,
+                           GError      **error)
+{
+  g_autoptr(GPtrArray) resolved = NULL;
+  g_autoptr(GHashTable) specs = g_hash_table_new (g_str_hash, g_str_equal);
+  gboolean approximate = bl_quant_plan_get_kv_cache (plan) != NULL;
+
+  g_return_val_if_fail (BL_IS_ESTIMATOR (self), FALSE);
+  g_return_val_if_fail (BL_IS_QUANT_PLAN (plan), FALSE);
+  g_return_val_if_fail (out != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  resolved = bl_quant_plan_resolve (plan, bl_sensitivity_get_model (self->sensitivity), error);
+  if (resolved == NULL)
+    return FALSE;
+  for (guint i = 0; i < resolved->len; i++)
+    {
+      const BlLayerAssignment *a = g_ptr_array_index (resolved, i);
+
+      approximate |= a->has_activation;
+      if (!a->has_weight)
+        continue;
+      approximate |= g_strcmp0 (a->algorithm, "rtn") != 0;
+      g_hash_table_insert (specs, a->layer, a->weight_spec);
+    }
+  if (!bl_estimator_predict (self, specs, out, error))
+    return FALSE;
+  out->approximate = approximate;
   return TRUE;
 }
 
@@ -440,7 +489,7 @@ bl_estimator_fit (BlEstimator     *self,
   g_autofree double *meas = NULL;
   g_autofree double *pred_kl = NULL;
   g_autofree double *meas_kl = NULL;
-  gboolean rel_ok = TRUE;
+  guint n_rel = 0;
 
   g_return_val_if_fail (BL_IS_ESTIMATOR (self), FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
@@ -478,9 +527,10 @@ bl_estimator_fit (BlEstimator     *self,
       se += d * d;
       ae += fabs (d);
       if (meas[i] != 0.0)
-        re += fabs (d) / fabs (meas[i]);
-      else
-        rel_ok = FALSE;
+        {
+          re += fabs (d) / fabs (meas[i]);
+          n_rel++;
+        }
       d = (isnan (a_loo) ? 0.0 : dppl_of (self->base_nll, a_loo * s->x)) - meas[i];
       loo += d * d;
       d = dppl_of (self->base_nll, self->raw_a_nll * s->x) - meas[i];
@@ -494,7 +544,7 @@ bl_estimator_fit (BlEstimator     *self,
   out->a_nll = a_nll;
   out->rmse_dppl = sqrt (se / n);
   out->mae_dppl = ae / n;
-  out->mean_rel_err_dppl = rel_ok ? re / n : NAN;
+  out->mean_rel_err_dppl = n_rel > 0 ? re / n_rel : NAN;
   out->loo_rmse_dppl = sqrt (loo / n);
   out->raw_rmse_dppl = sqrt (raw / n);
   out->spearman_dppl = bl_spearman_rho (pred, meas, n);

@@ -6,6 +6,7 @@
 
 #include <glib-object.h>
 
+#include "bl-quant-plan.h"
 #include "bl-sensitivity.h"
 
 G_BEGIN_DECLS
@@ -20,6 +21,9 @@ G_BEGIN_DECLS
  * @ppl: the predicted perplexity, @base_ppl·exp(@dnll)
  * @dppl: @ppl − @base_ppl
  * @n_layers: the layers the plan quantizes
+ * @approximate: the plan does more than the estimate models (activation or KV-cache
+ *   quantizers, a weight algorithm other than RTN); only its weight formats are predicted,
+ *   as RTN (bl_estimator_predict_plan())
  *
  * A prediction for one plan. The coefficients a_kl and a_nll are 1 and the one-at-a-time
  * ΣΔNLL/ΣKL ratio until bl_estimator_fit() calibrates them on measured plans.
@@ -33,6 +37,7 @@ typedef struct
   double ppl;
   double dppl;
   guint n_layers;
+  gboolean approximate;
 } BlEstimate;
 
 /**
@@ -42,8 +47,8 @@ typedef struct
  * @a_nll: fitted scale of the additive sum for ΔNLL
  * @rmse_dppl: root mean square error of the predicted Δppl over the samples
  * @mae_dppl: mean absolute error of the predicted Δppl
- * @mean_rel_err_dppl: mean of |predicted − measured| / |measured| Δppl (NaN when a measured
- *   Δppl is 0)
+ * @mean_rel_err_dppl: mean of |predicted − measured| / |measured| Δppl over the samples whose
+ *   measured Δppl is not 0 (NaN when there are none)
  * @loo_rmse_dppl: leave-one-out RMSE of Δppl: each sample predicted from a fit on the others,
  *   the honest out-of-sample error
  * @raw_rmse_dppl: the RMSE of Δppl before the fit (a_nll from the one-at-a-time ratio)
@@ -77,6 +82,10 @@ BlEstimator *bl_estimator_new          (BlSensitivity   *sensitivity,
                                         GError         **error);
 gboolean     bl_estimator_predict      (BlEstimator     *self,
                                         GHashTable      *layer_specs,
+                                        BlEstimate      *out,
+                                        GError         **error);
+gboolean     bl_estimator_predict_plan (BlEstimator     *self,
+                                        BlQuantPlan     *plan,
                                         BlEstimate      *out,
                                         GError         **error);
 gboolean     bl_estimator_add_sample   (BlEstimator     *self,

@@ -15,6 +15,7 @@
 #include "bl-calib.h"
 #include "bl-estimator.h"
 #include "bl-metrics-error.h"
+#include "bl-quant-plan.h"
 #include "bl-sensitivity.h"
 #include "bl-store-private.h"
 
@@ -512,6 +513,30 @@ test_estimator (Fixture       *f,
   g_assert_cmpfloat (e.dkl, >, 0.0);
   g_assert_cmpfloat (e.dkl, <, 0.1 * (la->kl + lb->kl));
 
+  /* a BlQuantPlan: the defaults reach every block projection, not the lm_head */
+  {
+    g_autoptr(BlQuantPlan) plan = bl_quant_plan_new_from_shorthand (SPEC, NULL, NULL, NULL,
+                                                                    &error);
+    g_autoptr(BlQuantPlan) with_act = bl_quant_plan_new_from_shorthand (SPEC, "int8:token",
+                                                                        NULL, NULL, &error);
+    g_autoptr(GHashTable) blocks = g_hash_table_new (g_str_hash, g_str_equal);
+    BlEstimate ep, eh;
+
+    g_assert_no_error (error);
+    for (guint i = 0; i < table->len; i++)
+      if (((BlLayerSensitivity *) table->pdata[i])->block >= 0)
+        g_hash_table_insert (blocks, ((BlLayerSensitivity *) table->pdata[i])->name, SPEC);
+    g_assert_true (bl_estimator_predict_plan (est, plan, &ep, &error));
+    g_assert_no_error (error);
+    g_assert_true (bl_estimator_predict (est, blocks, &eh, &error));
+    g_assert_cmpuint (ep.n_layers, ==, 14);
+    g_assert_cmpfloat (ep.dkl, ==, eh.dkl);
+    g_assert_false (ep.approximate);
+    g_assert_true (bl_estimator_predict_plan (est, with_act, &ep, &error));
+    g_assert_true (ep.approximate);
+    g_assert_cmpfloat (ep.dkl, ==, eh.dkl);
+  }
+
   g_hash_table_insert (unknown, "model.layers.7.mlp.up_proj.weight", SPEC);
   g_assert_false (bl_estimator_predict (est, unknown, &e, &error));
   g_assert_error (error, BL_ERROR, BL_ERROR_NOT_FOUND);
@@ -541,7 +566,8 @@ test_estimator (Fixture       *f,
   g_assert_cmpfloat_with_epsilon (fit.loo_rmse_dppl, 0.0, 1e-12 * e.base_ppl);
   g_assert_cmpfloat_with_epsilon (fit.rmse_kl, 0.0, 1e-12);
   g_assert_cmpfloat_with_epsilon (fit.spearman_dppl, 1.0, 1e-12);
-  g_assert_true (isnan (fit.mean_rel_err_dppl));   /* the empty plan's measured Δppl is 0 */
+  /* the empty plan's measured Δppl is 0: it is left out of the relative error */
+  g_assert_cmpfloat_with_epsilon (fit.mean_rel_err_dppl, 0.0, 1e-9);
   g_assert_true (bl_estimator_get_sample (est, 1, &pd, &md, &pk, &mk));
   g_assert_cmpfloat_with_epsilon (pd, md, 1e-12 * e.base_ppl);
   g_assert_cmpfloat_with_epsilon (pk, mk, 1e-12);
