@@ -123,6 +123,8 @@ struct _BlSensitivity
   double base_nll;
   gint64 budget_id;
 
+  BlEngine *engine;                /* the full-precision engine the measurements swap into */
+
   GHashTable *tables;              /* canonical spec → GPtrArray of BlLayerSensitivity */
 };
 
@@ -133,6 +135,7 @@ bl_sensitivity_finalize (GObject *object)
 {
   BlSensitivity *self = BL_SENSITIVITY (object);
 
+  g_clear_pointer (&self->engine, bl_engine_free);
   g_clear_object (&self->model);
   g_clear_pointer (&self->ids, g_free);
   g_clear_pointer (&self->dataset_name, g_free);
@@ -651,6 +654,7 @@ bl_sensitivity_prepare (BlSensitivity  *self,
     return FALSE;
   self->base_nll = scores.sum_nll / scores.n;
   report (self, "baseline", 1, 1);
+  self->engine = g_steal_pointer (&engine);
 
   if (self->store != NULL && self->dataset_sha256 != NULL && !store_budget (self, error))
     return FALSE;
@@ -658,27 +662,10 @@ bl_sensitivity_prepare (BlSensitivity  *self,
   return TRUE;
 }
 
-typedef struct
-{
-  GHashTable *weights;   /* name → const float *, the replacement weights */
-} Replacement;
-
-static void
-replace_weights (const char  *layer_name,
-                 BlLayerKind  kind,
-                 float       *w,
-                 int64_t      rows,
-                 int64_t      cols,
-                 gpointer     user_data)
-{
-  Replacement *r = user_data;
-  const float *q = g_hash_table_lookup (r->weights, layer_name);
-
-  if (q != NULL)
-    memcpy (w, q, (gsize) rows * cols * sizeof (float));
-}
-
-/* Scores the budget with the layers of @weights replaced. */
+/* Scores the budget with the layers of @weights (name → fp32 weight) swapped into the
+ * full-precision engine (bl_engine_set_weight()), then puts the original weights back, also
+ * after a failure or cancellation, so that the engine stays the baseline. One engine serves
+ * every measurement: nothing but the swapped layers is uploaded again. */
 static gboolean
 run_replaced (BlSensitivity *self,
               GHashTable    *weights,
@@ -686,11 +673,32 @@ run_replaced (BlSensitivity *self,
               GCancellable  *cancellable,
               GError       **error)
 {
-  Replacement r = { weights };
-  BlEngineHooks hooks = { replace_weights, NULL, &r };
-  g_autoptr(BlEngine) engine = bl_engine_new (self->model, self->backend, &hooks, error);
+  GHashTableIter iter;
+  gpointer key, value;
+  gboolean ok = TRUE;
 
-  return engine != NULL && run_budget (self, engine, FALSE, out, cancellable, error);
+  g_hash_table_iter_init (&iter, weights);
+  while (ok && g_hash_table_iter_next (&iter, &key, &value))
+    ok = bl_engine_set_weight (self->engine, key, value, error);
+  ok = ok && run_budget (self, self->engine, FALSE, out, cancellable, error);
+
+  g_hash_table_iter_init (&iter, weights);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    {
+      const LayerInfo *l = g_hash_table_lookup (self->by_name, key);
+      g_autoptr(GError) restore_error = NULL;
+      g_autofree float *w = load_weight (self, l, &restore_error);
+
+      if (w == NULL || !bl_engine_set_weight (self->engine, key, w, &restore_error))
+        {
+          /* the engine no longer is the baseline: refuse further measurements */
+          self->prepared = FALSE;
+          if (ok)
+            g_propagate_error (error, g_steal_pointer (&restore_error));
+          return FALSE;
+        }
+    }
+  return ok;
 }
 
 /* Error metrics of @q against @w for layer @l. */
