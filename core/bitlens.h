@@ -18,3 +18,7 @@
 #include "bl-quant-plan.h"
 #include "bl-quant-engine.h"
 #include "bl-kl.h"
+#include "bl-mc-item.h"
+#include "bl-zeroshot.h"
+#include "bl-sensitivity.h"
+#include "bl-estimator.h"
