@@ -1561,31 +1561,31 @@ bl_cuda_launch_format_prepare (const BlCudaFormat        *f,
 {
   int64_t n = f->n_rows * f->n_cols;
   int nv = f->family == BL_CUDA_FAMILY_NVFP4 || f->family == BL_CUDA_FAMILY_NVINT4;
+  float nv_qmax = nv ? (f->family == BL_CUDA_FAMILY_NVFP4 ? 6.0f : 7.0f) : 0.0f;
   TensorStats *st = (TensorStats *) s->stats;
 
   if (f->tensor_group || nv)
     {
-      stats_init_kernel<<<1, 1, 0, stream>>> (st);
-      stats_reduce_kernel<<<blocks_for (n, 256), 256, 0, stream>>> (x, n, st);
+      BL_CUDA_LAUNCH (stats_init_kernel, 1, 1, stream) (st);
+      BL_CUDA_LAUNCH (stats_reduce_kernel, blocks_for (n, 256), 256, stream) (x, n, st);
       if (f->tensor_group && f->family == BL_CUDA_FAMILY_INT && f->int_convention == BL_CUDA_INT_Q4_0)
-        stats_first_kernel<<<blocks_for (n, 256), 256, 0, stream>>> (x, n, st);
+        BL_CUDA_LAUNCH (stats_first_kernel, blocks_for (n, 256), 256, stream) (x, n, st);
       if (f->tensor_group &&
           (f->family == BL_CUDA_FAMILY_BINARY ||
            (f->family == BL_CUDA_FAMILY_TERNARY && f->ternary_stat == BL_CUDA_TERNARY_ABSMEAN)))
-        stats_sum_abs_kernel<<<1, 8, 0, stream>>> (x, n, st);
+        BL_CUDA_LAUNCH (stats_sum_abs_kernel, 1, 8, stream) (x, n, st);
       if (s->sorted != NULL)
         {
           size_t bytes = s->sort_temp_bytes;
           cudaError_t err;
 
-          abs_keys_kernel<<<blocks_for (n, 256), 256, 0, stream>>> (x, n, s->abs_keys);
+          BL_CUDA_LAUNCH (abs_keys_kernel, blocks_for (n, 256), 256, stream) (x, n, s->abs_keys);
           err = cub::DeviceRadixSort::SortKeys (s->sort_temp, bytes, (const uint32_t *) s->abs_keys, s->sorted,
                                                 (int) n, 0, 32, stream);
           if (err != cudaSuccess)
             return err;
         }
-      stats_finish_kernel<<<1, 1, 0, stream>>> (x, st, nv ? (f->family == BL_CUDA_FAMILY_NVFP4 ? 6.0f : 7.0f) : 0.0f,
-                                                s->tensor_scale, s->sorted);
+      BL_CUDA_LAUNCH (stats_finish_kernel, 1, 1, stream) (x, st, nv_qmax, s->tensor_scale, s->sorted);
     }
   if (f->family == BL_CUDA_FAMILY_INT2_INT4)
     {
@@ -1593,9 +1593,10 @@ bl_cuda_launch_format_prepare (const BlCudaFormat        *f,
 
       if (err != cudaSuccess)
         return err;
-      ranges_kernel<<<blocks_for (f->n_groups, 128), 128, 0, stream>>> (s->format, x, (GroupRange *) s->ranking);
-      select_kernel<<<1, 1, 0, stream>>> ((GroupRange *) s->ranking, f->n_groups, n4, s->selectors, s->slots,
-                                           s->slot_groups);
+      BL_CUDA_LAUNCH (ranges_kernel, blocks_for (f->n_groups, 128), 128, stream) (s->format, x,
+                                                                                 (GroupRange *) s->ranking);
+      BL_CUDA_LAUNCH (select_kernel, 1, 1, stream) ((GroupRange *) s->ranking, f->n_groups, n4, s->selectors,
+                                                    s->slots, s->slot_groups);
     }
   return cudaGetLastError ();
 }
@@ -1628,7 +1629,7 @@ bl_cuda_launch_format_params (const BlCudaFormat        *f,
                               const BlCudaFormatScratch *s,
                               cudaStream_t               stream)
 {
-  params_kernel<<<blocks_for (f->n_groups, 64), 64, 0, stream>>> (s->format, x, *s);
+  BL_CUDA_LAUNCH (params_kernel, blocks_for (f->n_groups, 64), 64, stream) (s->format, x, *s);
   return cudaGetLastError ();
 }
 
@@ -1658,7 +1659,7 @@ bl_cuda_launch_format_fake (const BlCudaFormat        *f,
 {
   int64_t n = f->n_rows * f->n_cols;
 
-  fake_kernel<<<blocks_for (n, 256), 256, 0, stream>>> (s->format, x, y, s->params);
+  BL_CUDA_LAUNCH (fake_kernel, blocks_for (n, 256), 256, stream) (s->format, x, y, s->params);
   return cudaGetLastError ();
 }
 
@@ -1752,8 +1753,9 @@ pack_section (int                        section,
 {
   if (n_fields <= 0 || width <= 0 || n_bytes == 0)
     return cudaSuccess;
-  pack_kernel<<<blocks_for ((int64_t) n_bytes, 256), 256, 0, stream>>> (s->format, section, width, n_fields, n_bytes,
-                                                                         packed + offset, x, s->params, s->slot_groups);
+  BL_CUDA_LAUNCH (pack_kernel, blocks_for ((int64_t) n_bytes, 256), 256, stream) (s->format, section, width,
+                                                                                   n_fields, n_bytes, packed + offset,
+                                                                                   x, s->params, s->slot_groups);
   return cudaGetLastError ();
 }
 
@@ -1926,9 +1928,9 @@ bl_cuda_launch_format_unpack (const BlCudaFormat        *f,
 
   if (f->family == BL_CUDA_FAMILY_INT2_INT4)
     {
-      slots_kernel<<<1, 1, 0, stream>>> (s->format, packed, sec, n4, s->slots, s->status);
+      BL_CUDA_LAUNCH (slots_kernel, 1, 1, stream) (s->format, packed, sec, n4, s->slots, s->status);
       slots = s->slots;
     }
-  unpack_kernel<<<blocks_for (n, 256), 256, 0, stream>>> (s->format, packed, sec, slots, y);
+  BL_CUDA_LAUNCH (unpack_kernel, blocks_for (n, 256), 256, stream) (s->format, packed, sec, slots, y);
   return cudaGetLastError ();
 }

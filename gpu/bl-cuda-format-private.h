@@ -5,6 +5,7 @@
 #pragma once
 
 #include "bl-cuda-backend-private.h"
+#include "bl-cuda-format-desc.h"
 #include "bl-cuda-format.h"
 #include "bl-cuda-kernels-private.h"
 
