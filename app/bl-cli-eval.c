@@ -503,6 +503,7 @@ print_eval_result (BlRun              *run,
         {
           json_builder_set_member_name (b, "bits_per_weight");
           json_builder_add_double_value (b, size.linear_bits_per_weight);
+          add_double_or_null (b, "quantized_bits_per_weight", size.quantized_bits_per_weight);
           json_builder_set_member_name (b, "model_bits_per_weight");
           json_builder_add_double_value (b, size.model_bits_per_weight);
           json_builder_set_member_name (b, "model_bytes");
@@ -557,8 +558,13 @@ print_eval_result (BlRun              *run,
                n_weights, n_inputs, resolved->len, kv ? ", KV cache " : "", kv ? kv : "");
     }
   if (has_size)
-    g_print ("bits/weight    %.4f (linear layers), %.4f (whole model, %.1f KiB)\n",
-             size.linear_bits_per_weight, size.model_bits_per_weight, size.model_bytes / 1024.0);
+    {
+      g_print ("bits/weight    %.4f (linear layers), %.4f (whole model, %.1f KiB)",
+               size.linear_bits_per_weight, size.model_bits_per_weight, size.model_bytes / 1024.0);
+      if (!isnan (size.quantized_bits_per_weight))
+        g_print (", %.4f over the quantized layers", size.quantized_bits_per_weight);
+      g_print ("\n");
+    }
   g_print ("mean NLL       %.6f nats/token\n", bl_ppl_stats_get_mean_nll (stats));
   if (isnan (lo))
     g_print ("perplexity     %.4f (one window: no confidence interval)\n", bl_ppl_stats_get_ppl (stats));
@@ -852,8 +858,12 @@ bl_cli_plan_main (int    argc,
     }
   bl_quant_plan_size (resolved, model, &size);
   print_assignments (resolved);
-  g_print ("\nbits/weight %.4f over the linear layers, %.4f over the whole model (%.1f KiB)\n",
+  g_print ("\nbits/weight %.4f over the linear layers, %.4f over the whole model (%.1f KiB)",
            size.linear_bits_per_weight, size.model_bits_per_weight, size.model_bytes / 1024.0);
+  if (!isnan (size.quantized_bits_per_weight))
+    g_print (", %.4f over the %" G_GINT64_FORMAT " quantized weights", size.quantized_bits_per_weight,
+             size.quantized_params);
+  g_print ("\n");
   if (bl_quant_plan_get_kv_cache (plan) != NULL)
     g_print ("KV cache    %s\n", bl_quant_plan_get_kv_cache (plan));
   if (out_path != NULL)

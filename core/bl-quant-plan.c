@@ -4,6 +4,7 @@
  */
 #include "bl-quant-plan.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "bl-error.h"
@@ -1513,6 +1514,7 @@ bl_quant_plan_size (GPtrArray   *resolved,
                     BlQuantSize *out)
 {
   const BlTensor *head, *embed;
+  double quantized_bits = 0;
   gboolean tied;
 
   g_return_if_fail (resolved != NULL);
@@ -1540,6 +1542,8 @@ bl_quant_plan_size (GPtrArray   *resolved,
       out->linear_bits += bits;
       if (!a->has_weight)
         continue;
+      out->quantized_params += a->n_params;
+      quantized_bits += bits;
       /* A quantized tied head is a second tensor beside the exact embedding. */
       if (!(tied && a->kind == BL_LAYER_LM_HEAD))
         out->model_bits -= (double) a->n_params * a->stored_bits;
@@ -1548,4 +1552,6 @@ bl_quant_plan_size (GPtrArray   *resolved,
   out->linear_bits_per_weight = out->linear_params > 0 ? out->linear_bits / out->linear_params : 0;
   out->model_bits_per_weight = out->model_params > 0 ? out->model_bits / out->model_params : 0;
   out->model_bytes = out->model_bits / 8.0;
+  out->quantized_bits_per_weight = out->quantized_params > 0
+                                   ? quantized_bits / out->quantized_params : NAN;
 }

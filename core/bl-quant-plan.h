@@ -201,6 +201,9 @@ typedef struct
  *   stays exact
  * @model_bits_per_weight: @model_bits / @model_params
  * @model_bytes: @model_bits / 8
+ * @quantized_params: weights of the layers whose weights the plan quantizes
+ * @quantized_bits_per_weight: their bits per weight, scales included (NaN when none is
+ *   quantized): the figure that compares formats, free of the unquantized lm_head
  *
  * The size of a model under a resolved plan (bl_quant_plan_size()).
  */
@@ -213,6 +216,8 @@ typedef struct
   double model_bits;
   double model_bits_per_weight;
   double model_bytes;
+  gint64 quantized_params;
+  double quantized_bits_per_weight;
 } BlQuantSize;
 
 #define BL_TYPE_QUANT_PLAN (bl_quant_plan_get_type ())

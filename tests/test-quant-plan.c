@@ -6,6 +6,7 @@
  * heads (so k/v are 20×40), vocabulary 97, fp16 weights and an untied lm_head.
  */
 #include <glib/gstdio.h>
+#include <math.h>
 #include <string.h>
 
 #include "bl-error.h"
@@ -374,6 +375,8 @@ test_size (void)
   bl_quant_plan_size (rfp, model, &sfp);
   g_assert_cmpfloat (sfp.linear_bits_per_weight, ==, 16.0);
   g_assert_cmpfloat (sfp.model_bits_per_weight, ==, 16.0);
+  g_assert_cmpint (sfp.quantized_params, ==, 0);
+  g_assert_true (isnan (sfp.quantized_bits_per_weight));
   g_assert_cmpint (sfp.model_params, ==, bl_model_get_n_params (model));
 
   q = bl_quant_plan_new_from_shorthand ("int8:channel:scale=fp16", NULL, NULL, NULL, &error);
@@ -404,6 +407,8 @@ test_size (void)
   g_assert_cmpfloat_with_epsilon (sq.model_bits,
                                   sfp.model_bits - linear_params * 16.0 + linear_bits, 1e-6);
   g_assert_cmpfloat_with_epsilon (sq.model_bytes, sq.model_bits / 8, 1e-9);
+  g_assert_cmpint (sq.quantized_params, ==, linear_params);
+  g_assert_cmpfloat_with_epsilon (sq.quantized_bits_per_weight, linear_bits / linear_params, 1e-12);
 }
 
 /* A tied model: quantizing lm_head adds a copy beside the exact embedding. */
