@@ -36,6 +36,8 @@ struct _BlLayerBrowser
   char *pattern;
 
   BlLayerItem *focus;
+  char *note;
+  double sensitivity_scale;
 };
 
 G_DEFINE_FINAL_TYPE (BlLayerBrowser, bl_layer_browser, GTK_TYPE_WIDGET)
@@ -254,6 +256,26 @@ set_bar (GtkWidget  *cell,
   gtk_label_set_text (GTK_LABEL (label), text);
 }
 
+static GtkWidget *
+setup_qsnr (void)
+{
+  GtkWidget *cell = setup_bar ();
+
+  gtk_widget_set_tooltip_text (cell, "Quantization SNR of the weight under its format (round to nearest)");
+  return cell;
+}
+
+static GtkWidget *
+setup_sensitivity (void)
+{
+  GtkWidget *cell = setup_bar ();
+
+  gtk_widget_set_tooltip_text (cell, "KL divergence of the output (nats/token) with only this layer "
+                               "quantized to the reference format; the bar is relative to the most "
+                               "sensitive layer");
+  return cell;
+}
+
 static void
 refresh_qsnr (GtkWidget   *cell,
               BlLayerItem *item)
@@ -273,19 +295,22 @@ refresh_qsnr (GtkWidget   *cell,
     }
 }
 
+/* One-at-a-time KL (nats/token) with only this layer quantized to the reference format; the
+ * bar is relative to the most sensitive layer. */
 static void
 refresh_sensitivity (GtkWidget   *cell,
                      BlLayerItem *item)
 {
+  BlLayerBrowser *self = g_object_get_data (G_OBJECT (cell), "bl-browser");
   double s = bl_layer_item_get_sensitivity (item);
   char buf[32];
 
   if (isnan (s))
-    set_bar (cell, NAN, "—");
+    set_bar (cell, NAN, bl_layer_item_get_quantizable (item) ? "…" : "—");
   else
     {
-      g_snprintf (buf, sizeof buf, "%.3g", s);
-      set_bar (cell, s, buf);
+      g_snprintf (buf, sizeof buf, "%.2g", s);
+      set_bar (cell, self->sensitivity_scale > 0 ? s / self->sensitivity_scale : NAN, buf);
     }
 }
 
@@ -378,8 +403,8 @@ static const ColumnDef columns[] = {
   { "Weights", FALSE, 100, setup_badge, refresh_weight, cmp_weight },
   { "Inputs", FALSE, 92, setup_badge, refresh_act, cmp_act },
   { "Bits/w", FALSE, 58, setup_bpw, refresh_bpw, cmp_bpw },
-  { "QSNR", FALSE, 112, setup_bar, refresh_qsnr, cmp_qsnr },
-  { "Sensitivity", FALSE, 104, setup_bar, refresh_sensitivity, cmp_sensitivity },
+  { "QSNR", FALSE, 112, setup_qsnr, refresh_qsnr, cmp_qsnr },
+  { "Sensitivity", FALSE, 104, setup_sensitivity, refresh_sensitivity, cmp_sensitivity },
 };
 
 static void
@@ -387,7 +412,10 @@ on_factory_setup (GtkSignalListItemFactory *factory,
                   GtkListItem              *list_item,
                   const ColumnDef          *def)
 {
-  gtk_list_item_set_child (list_item, def->setup ());
+  GtkWidget *cell = def->setup ();
+
+  g_object_set_data (G_OBJECT (cell), "bl-browser", g_object_get_data (G_OBJECT (factory), "bl-browser"));
+  gtk_list_item_set_child (list_item, cell);
 }
 
 static void
@@ -501,9 +529,11 @@ update_status (BlLayerBrowser *self)
           }
       }
   if (n_shown == n_layers)
-    text = g_strdup_printf ("%u layers · %u selected", n_layers, selected->len);
+    text = g_strdup_printf ("%u layers · %u selected%s%s", n_layers, selected->len,
+                            self->note ? " · " : "", self->note ? self->note : "");
   else
-    text = g_strdup_printf ("%u of %u layers match · %u selected", n_shown, n_layers, selected->len);
+    text = g_strdup_printf ("%u of %u layers match · %u selected%s%s", n_shown, n_layers, selected->len,
+                            self->note ? " · " : "", self->note ? self->note : "");
   gtk_label_set_text (self->status_label, text);
 }
 
@@ -607,6 +637,7 @@ bl_layer_browser_finalize (GObject *object)
   g_clear_object (&self->child_filter);
   g_clear_object (&self->group_filter);
   g_clear_pointer (&self->pattern, g_free);
+  g_clear_pointer (&self->note, g_free);
 
   G_OBJECT_CLASS (bl_layer_browser_parent_class)->finalize (object);
 }
@@ -684,6 +715,7 @@ bl_layer_browser_init (BlLayerBrowser *self)
       GtkListItemFactory *factory = gtk_signal_list_item_factory_new ();
       GtkColumnViewColumn *column;
 
+      g_object_set_data (G_OBJECT (factory), "bl-browser", self);
       g_signal_connect (factory, "setup", G_CALLBACK (on_factory_setup), (gpointer) &columns[c]);
       g_signal_connect (factory, "bind", G_CALLBACK (on_factory_bind), (gpointer) &columns[c]);
       g_signal_connect (factory, "unbind", G_CALLBACK (on_factory_unbind), (gpointer) &columns[c]);
@@ -869,4 +901,37 @@ bl_layer_browser_focus_search (BlLayerBrowser *self)
   g_return_if_fail (BL_IS_LAYER_BROWSER (self));
 
   gtk_widget_grab_focus (GTK_WIDGET (self->search_entry));
+}
+
+/**
+ * bl_layer_browser_set_note:
+ * @self: a browser
+ * @note: (nullable): a short note after the counts in the status line, e.g. what runs in
+ *   the background
+ */
+void
+bl_layer_browser_set_note (BlLayerBrowser *self,
+                           const char     *note)
+{
+  g_return_if_fail (BL_IS_LAYER_BROWSER (self));
+
+  g_free (self->note);
+  self->note = g_strdup (note);
+  update_status (self);
+}
+
+/**
+ * bl_layer_browser_set_sensitivity_scale:
+ * @self: a browser
+ * @max_sensitivity: the largest sensitivity of the model, which fills the bar
+ *
+ * Call before the items' sensitivities are set, so the bars are drawn to scale.
+ */
+void
+bl_layer_browser_set_sensitivity_scale (BlLayerBrowser *self,
+                                        double          max_sensitivity)
+{
+  g_return_if_fail (BL_IS_LAYER_BROWSER (self));
+
+  self->sensitivity_scale = max_sensitivity;
 }

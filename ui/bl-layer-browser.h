@@ -23,5 +23,9 @@ gboolean     bl_layer_browser_select_layer        (BlLayerBrowser *self,
 void         bl_layer_browser_set_filter_text     (BlLayerBrowser *self,
                                                    const char     *text);
 void         bl_layer_browser_focus_search        (BlLayerBrowser *self);
+void         bl_layer_browser_set_note            (BlLayerBrowser *self,
+                                                   const char     *note);
+void         bl_layer_browser_set_sensitivity_scale (BlLayerBrowser *self,
+                                                   double          max_sensitivity);
 
 G_END_DECLS

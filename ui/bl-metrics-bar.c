@@ -270,3 +270,17 @@ bl_metrics_bar_get_ppl_text (BlMetricsBar *self)
 
   return gtk_label_get_text (self->ppl_label);
 }
+
+/**
+ * bl_metrics_bar_get_estimate_text:
+ * @self: a bar
+ *
+ * Returns: (nullable): the estimated Δppl as shown, or %NULL while there is no estimate
+ */
+const char *
+bl_metrics_bar_get_estimate_text (BlMetricsBar *self)
+{
+  g_return_val_if_fail (BL_IS_METRICS_BAR (self), NULL);
+
+  return gtk_widget_get_visible (self->estimate_box) ? gtk_label_get_text (self->estimate_label) : NULL;
+}

@@ -7,6 +7,8 @@
 #include <adwaita.h>
 
 #include "bl-distribution-view.h"
+#include "bl-estimator.h"
+#include "bl-sensitivity.h"
 #include "bl-format-picker.h"
 #include "bl-layer-browser.h"
 #include "bl-measurement.h"
@@ -70,6 +72,9 @@ struct _BlWorkbench
   /* Evaluation text, measurements, calibration */
   GCancellable *text_cancellable;
   GArray *ids;
+  char *text_name;
+  char *text_sha256;
+  gboolean background_started;
   BlMeasurement *measurement;
   BlMeasurement *baseline_measurement;
   double baseline_ppl;
@@ -78,6 +83,14 @@ struct _BlWorkbench
   GCancellable *qsnr_cancellable;
   GCancellable *hf_cancellable;
   GPtrArray *hf_models;      /* BlHfModel */
+
+  /* Sensitivity and the instant estimate */
+  GCancellable *sensitivity_cancellable;
+  BlBackend *sensitivity_backend;
+  BlSensitivity *sensitivity;
+  BlEstimator *estimator;    /* used by one worker at a time, under estimator_lock */
+  GMutex estimator_lock;
+  GCancellable *estimate_cancellable;
 
   /* Pareto */
   GPtrArray *pareto_points;  /* BlParetoPoint */

@@ -39,6 +39,9 @@ enum {
 static GParamSpec *properties[N_PROPS];
 
 static void start_text (BlWorkbench *self);
+static void update_estimate (BlWorkbench *self);
+static void start_calibration (BlWorkbench *self);
+static void start_sensitivity (BlWorkbench *self);
 static void update_summary (BlWorkbench *self);
 static void rebuild_pareto (BlWorkbench *self);
 
@@ -91,6 +94,16 @@ drop_model (BlWorkbench *self)
   cancel_and_clear (&self->text_cancellable);
   cancel_and_clear (&self->calib_cancellable);
   cancel_and_clear (&self->qsnr_cancellable);
+  cancel_and_clear (&self->sensitivity_cancellable);
+  cancel_and_clear (&self->estimate_cancellable);
+  /* a worker may still hold the estimator; the lock waits for it */
+  g_mutex_lock (&self->estimator_lock);
+  g_clear_object (&self->estimator);
+  g_mutex_unlock (&self->estimator_lock);
+  g_clear_object (&self->sensitivity);
+  g_clear_pointer (&self->sensitivity_backend, bl_backend_free);
+  bl_metrics_bar_set_estimate (self->metrics_bar, NAN);
+  bl_layer_browser_set_note (self->browser, NULL);
   if (self->measurement != NULL)
     {
       g_signal_handlers_disconnect_by_data (self->measurement, self);
@@ -112,6 +125,8 @@ drop_model (BlWorkbench *self)
   g_clear_pointer (&self->items, g_ptr_array_unref);
   g_clear_object (&self->groups);
   g_clear_pointer (&self->ids, g_array_unref);
+  g_clear_pointer (&self->text_name, g_free);
+  g_clear_pointer (&self->text_sha256, g_free);
   g_ptr_array_set_size (self->pareto_points, 0);
   g_clear_object (&self->model);
   self->baseline_ppl = NAN;
@@ -145,6 +160,7 @@ bl_workbench_finalize (GObject *object)
   g_clear_pointer (&self->model_path, g_free);
   g_clear_pointer (&self->hf_models, g_ptr_array_unref);
   g_clear_pointer (&self->pareto_points, g_ptr_array_unref);
+  g_mutex_clear (&self->estimator_lock);
 
   G_OBJECT_CLASS (bl_workbench_parent_class)->finalize (object);
 }
@@ -353,6 +369,7 @@ plan_changed (BlWorkbench *self,
   update_qsnr (self);
   start_measurement (self);
   ensure_baseline (self);
+  update_estimate (self);
   rebuild_pareto (self);
   bl_workbench_update_actions (self);
 }
@@ -686,6 +703,13 @@ on_measurement_progress (BlWorkbench      *self,
   bl_workbench_update_actions (self);
   if (bl_measurement_get_state (measurement) != BL_MEASUREMENT_FINISHED || plan == NULL)
     return;
+  /* the statistics and the sensitivities wait for the first number, so that the cores
+   * are the measurement's while the user waits for it, and they run one after the other */
+  if (!self->background_started)
+    {
+      self->background_started = TRUE;
+      start_calibration (self);
+    }
   if (bl_plan_snapshot_is_empty (plan))
     {
       self->baseline_ppl = bl_measurement_get_ppl (measurement);
@@ -752,9 +776,13 @@ on_calib_done (GObject      *source,
   if (calib == NULL)
     {
       if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-        bl_distribution_view_set_calib_status (self->distribution, error->message);
+        {
+          bl_distribution_view_set_calib_status (self->distribution, error->message);
+          start_sensitivity (self);
+        }
       return;
     }
+  start_sensitivity (self);
   bl_distribution_view_set_calib (self->distribution, NULL);
   g_clear_pointer (&self->calib, bl_calib_free);
   self->calib = calib;
@@ -773,8 +801,7 @@ on_calib_done (GObject      *source,
 }
 
 static void
-start_calibration (BlWorkbench   *self,
-                   const char *text_name)
+start_calibration (BlWorkbench *self)
 {
   g_autoptr(GTask) task = NULL;
 
@@ -857,7 +884,13 @@ on_text_ready (GObject      *source,
   bl_metrics_bar_set_measurement (self->metrics_bar, self->measurement);
   start_measurement (self);
   ensure_baseline (self);
-  start_calibration (self, td->name);
+  g_free (self->text_name);
+  self->text_name = g_strdup (td->name);
+  g_free (self->text_sha256);
+  self->text_sha256 = g_strdup (td->sha256);
+  self->background_started = FALSE;
+  bl_distribution_view_set_calib_status (self->distribution,
+                                         "The inputs' statistics are collected after the first perplexity.");
   text_data_free (td);
 }
 
@@ -872,6 +905,283 @@ start_text (BlWorkbench *self)
   g_object_set_data_full (G_OBJECT (task), "bl-model", g_object_ref (self->model), g_object_unref);
   g_task_set_task_data (task, g_settings_get_string (self->settings, "eval-text"), g_free);
   g_task_run_in_thread (task, text_thread);
+}
+
+/* Sensitivity and the instant estimate */
+
+/* The format whose one-at-a-time KL defines each layer's sensitivity: a 4-bit block format
+ * moves every layer's output enough to measure, and the estimator scales from it to any
+ * other format through the layers' own errors (bl-estimator.h). */
+#define SENSITIVITY_SPEC "mxfp4"
+
+typedef struct
+{
+  BlEstimator *estimator;
+  GMutex *lock;
+  GHashTable *specs;         /* layer → weight spec */
+  BlPlanSnapshot *plan;
+  BlEstimate estimate;
+} EstimateTask;
+
+static void
+estimate_task_free (gpointer data)
+{
+  EstimateTask *t = data;
+
+  g_clear_object (&t->estimator);
+  g_clear_pointer (&t->specs, g_hash_table_unref);
+  g_clear_pointer (&t->plan, bl_plan_snapshot_unref);
+  g_free (t);
+}
+
+static void
+estimate_thread (GTask        *task,
+                 gpointer      source_object,
+                 gpointer      task_data,
+                 GCancellable *cancellable)
+{
+  EstimateTask *t = task_data;
+  GError *error = NULL;
+  gboolean ok;
+
+  /* the first prediction of a (layer, format) pair fake-quantizes the layer */
+  g_mutex_lock (t->lock);
+  ok = bl_estimator_predict (t->estimator, t->specs, &t->estimate, &error);
+  g_mutex_unlock (t->lock);
+  if (ok)
+    g_task_return_boolean (task, TRUE);
+  else
+    g_task_return_error (task, error);
+}
+
+static void
+on_estimated (GObject      *source,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  BlWorkbench *self = BL_WORKBENCH (source);
+  EstimateTask *t = g_task_get_task_data (G_TASK (result));
+  g_autoptr(GError) error = NULL;
+
+  if (!g_task_propagate_boolean (G_TASK (result), &error))
+    {
+      if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        g_message ("no estimate: %s", error->message);
+      return;
+    }
+  if (self->history != NULL && bl_plan_snapshot_equal (t->plan, bl_plan_history_get_current (self->history)))
+    bl_metrics_bar_set_estimate (self->metrics_bar, t->estimate.dppl);
+}
+
+/* The estimated Δppl of the current plan's weights, from the sensitivities. */
+static void
+update_estimate (BlWorkbench *self)
+{
+  BlPlanSnapshot *plan = bl_plan_history_get_current (self->history);
+  g_autoptr(GTask) task = NULL;
+  EstimateTask *t;
+
+  cancel_and_clear (&self->estimate_cancellable);
+  if (self->estimator == NULL)
+    return;
+  t = g_new0 (EstimateTask, 1);
+  t->estimator = g_object_ref (self->estimator);
+  t->lock = &self->estimator_lock;
+  t->plan = bl_plan_snapshot_ref (plan);
+  t->specs = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  for (guint i = 0; i < bl_plan_snapshot_get_n_entries (plan); i++)
+    {
+      const BlPlanEntry *e = bl_plan_snapshot_get_entry (plan, i);
+
+      if (e->weight_spec != NULL)
+        g_hash_table_insert (t->specs, g_strdup (e->layer), g_strdup (e->weight_spec));
+    }
+  self->estimate_cancellable = g_cancellable_new ();
+  task = g_task_new (self, self->estimate_cancellable, on_estimated, NULL);
+  g_task_set_task_data (task, t, estimate_task_free);
+  g_task_run_in_thread (task, estimate_thread);
+}
+
+typedef struct
+{
+  BlModel *model;
+  GArray *ids;
+  char *text_name;
+  char *text_sha256;
+  BlStore *store;
+  GMainContext *context;
+  BlWorkbench *self;         /* for progress only; a ref is held by the task */
+  BlBackend *backend;
+  BlSensitivity *sensitivity;
+  BlEstimator *estimator;
+  GPtrArray *layers;         /* BlLayerSensitivity */
+} SensitivityTask;
+
+static void
+sensitivity_task_free (gpointer data)
+{
+  SensitivityTask *t = data;
+
+  g_clear_object (&t->estimator);
+  g_clear_object (&t->sensitivity);
+  g_clear_pointer (&t->backend, bl_backend_free);
+  g_clear_pointer (&t->layers, g_ptr_array_unref);
+  g_clear_object (&t->model);
+  g_clear_pointer (&t->ids, g_array_unref);
+  g_free (t->text_name);
+  g_free (t->text_sha256);
+  g_clear_object (&t->store);
+  g_clear_pointer (&t->context, g_main_context_unref);
+  g_free (t);
+}
+
+typedef struct
+{
+  BlWorkbench *self;
+  char *text;
+} StatusMsg;
+
+static gboolean
+show_sensitivity_status (gpointer data)
+{
+  StatusMsg *m = data;
+
+  bl_layer_browser_set_note (m->self->browser, m->text);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+status_msg_free (gpointer data)
+{
+  StatusMsg *m = data;
+
+  g_object_unref (m->self);
+  g_free (m->text);
+  g_free (m);
+}
+
+static void
+sensitivity_progress (const char *stage,
+                      int         done,
+                      int         total,
+                      gpointer    user_data)
+{
+  SensitivityTask *t = user_data;
+  StatusMsg *m = g_new0 (StatusMsg, 1);
+
+  m->self = g_object_ref (t->self);
+  m->text = g_strdup_printf ("sensitivity: %s %d/%d", g_str_equal (stage, "layers") ? "layer" : stage,
+                             done, total);
+  g_main_context_invoke_full (t->context, G_PRIORITY_DEFAULT, show_sensitivity_status, m, status_msg_free);
+}
+
+static void
+sensitivity_thread (GTask        *task,
+                    gpointer      source_object,
+                    gpointer      task_data,
+                    GCancellable *cancellable)
+{
+  SensitivityTask *t = task_data;
+  BlSensitivityOptions opts = { 0 };
+  GError *error = NULL;
+
+  opts.n_threads = 1;
+  opts.dataset_name = t->text_name;
+  opts.dataset_sha256 = t->text_sha256;
+  t->backend = bl_backend_new ("cpu", 1, &error);
+  if (t->backend == NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  t->sensitivity = bl_sensitivity_new (t->model, t->backend, (const int32_t *) t->ids->data, t->ids->len,
+                                       &opts, &error);
+  if (t->sensitivity == NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  if (t->store != NULL)
+    bl_sensitivity_set_store (t->sensitivity, t->store);
+  bl_sensitivity_set_progress (t->sensitivity, sensitivity_progress, t);
+  if (!bl_sensitivity_prepare (t->sensitivity, cancellable, &error)
+      || (t->layers = bl_sensitivity_compute (t->sensitivity, SENSITIVITY_SPEC, TRUE, cancellable, &error)) == NULL
+      || (t->estimator = bl_estimator_new (t->sensitivity, &error)) == NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  /* plans measured over the same budget before (bitlens-cli sensitivity) calibrate it */
+  if (t->store != NULL && bl_estimator_load_samples (t->estimator, t->store, NULL) >= 2)
+    bl_estimator_fit (t->estimator, NULL, NULL);
+  bl_sensitivity_set_progress (t->sensitivity, NULL, NULL);
+  g_task_return_boolean (task, TRUE);
+}
+
+static void
+on_sensitivity_done (GObject      *source,
+                     GAsyncResult *result,
+                     gpointer      user_data)
+{
+  BlWorkbench *self = BL_WORKBENCH (source);
+  SensitivityTask *t = g_task_get_task_data (G_TASK (result));
+  g_autoptr(GError) error = NULL;
+  double max_kl = 0;
+
+  if (!g_task_propagate_boolean (G_TASK (result), &error))
+    {
+      if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        {
+          g_autofree char *note = g_strdup_printf ("no sensitivity: %s", error->message);
+
+          bl_layer_browser_set_note (self->browser, note);
+        }
+      return;
+    }
+  for (guint i = 0; i < t->layers->len; i++)
+    {
+      const BlLayerSensitivity *ls = g_ptr_array_index (t->layers, i);
+
+      if (isfinite (ls->kl))
+        max_kl = MAX (max_kl, ls->kl);
+    }
+  bl_layer_browser_set_sensitivity_scale (self->browser, max_kl);
+  for (guint i = 0; i < t->layers->len; i++)
+    {
+      const BlLayerSensitivity *ls = g_ptr_array_index (t->layers, i);
+      BlLayerItem *item = g_hash_table_lookup (self->items_by_name, ls->name);
+
+      if (item != NULL && isfinite (ls->kl))
+        bl_layer_item_set_sensitivity (item, ls->kl);
+    }
+  bl_layer_browser_set_note (self->browser, "sensitivity: output KL with one layer in " SENSITIVITY_SPEC);
+  self->sensitivity_backend = g_steal_pointer (&t->backend);
+  self->sensitivity = g_steal_pointer (&t->sensitivity);
+  self->estimator = g_steal_pointer (&t->estimator);
+  update_estimate (self);
+}
+
+/* One-at-a-time KL of every linear layer over a small budget of the evaluation text, in the
+ * background; cached in the store, so a model seen before is instant. */
+static void
+start_sensitivity (BlWorkbench *self)
+{
+  g_autoptr(GTask) task = NULL;
+  SensitivityTask *t = g_new0 (SensitivityTask, 1);
+
+  cancel_and_clear (&self->sensitivity_cancellable);
+  self->sensitivity_cancellable = g_cancellable_new ();
+  t->model = g_object_ref (self->model);
+  t->ids = g_array_ref (self->ids);
+  t->text_name = g_strdup (self->text_name);
+  t->text_sha256 = g_strdup (self->text_sha256);
+  t->store = self->store ? g_object_ref (self->store) : NULL;
+  t->context = g_main_context_ref_thread_default ();
+  t->self = self;
+  task = g_task_new (self, self->sensitivity_cancellable, on_sensitivity_done, NULL);
+  g_task_set_task_data (task, t, sensitivity_task_free);
+  g_task_set_return_on_cancel (task, FALSE);
+  g_task_run_in_thread (task, sensitivity_thread);
 }
 
 /* The Pareto plot */
@@ -1337,6 +1647,7 @@ bl_workbench_init (BlWorkbench *self)
   g_autoptr(GError) error = NULL;
 
   self->history = bl_plan_history_new ();
+  g_mutex_init (&self->estimator_lock);
   self->pareto_points = g_ptr_array_new_with_free_func (pareto_point_free);
   self->baseline_ppl = NAN;
 

@@ -368,6 +368,12 @@ running (gpointer data)
   return m != NULL && (bl_measurement_get_state (m) == BL_MEASUREMENT_RUNNING || measured (NULL));
 }
 
+static gboolean
+estimated (gpointer data)
+{
+  return bl_metrics_bar_get_estimate_text (BL_METRICS_BAR (part ("metrics"))) != NULL;
+}
+
 static void
 test_measure (void)
 {
@@ -410,6 +416,13 @@ test_measure (void)
   /* responsive: no frame waits on the measurement */
   g_assert_cmpint (fs.worst_interval, <, 500 * 1000);
   screenshot ("05-measured.png");
+
+  /* the instant estimate, once the sensitivities are in */
+  wait_for (estimated, NULL, "the estimated Δppl");
+  text = bl_metrics_bar_get_estimate_text (BL_METRICS_BAR (part ("metrics")));
+  g_ascii_strtod (text, &end);
+  g_assert_true (end != text && *end == '\0');
+  g_assert_true (isfinite (bl_layer_item_get_sensitivity (bl_layer_browser_get_focus (BL_LAYER_BROWSER (part ("browser"))))));
 
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (win), "win.show-view", "s", "pareto"));
   screenshot ("06-pareto.png");
@@ -559,7 +572,11 @@ main (int    argc,
   status = g_test_run ();
 
   if (win != NULL)
-    gtk_window_destroy (GTK_WINDOW (win));
+    {
+      gtk_window_destroy (GTK_WINDOW (win));
+      /* the cancelled workers hold the last references; let them wind down */
+      settle (2000);
+    }
   g_clear_object (&app);
   if (work_dir != NULL)
     {
