@@ -145,15 +145,19 @@ if [ "$status" -eq 130 ] && grep -q 'cancelling' "$tmp/int.err" && [ "$done_befo
 else
   not_ok "SIGINT cancels the eval" "status $status, $done_before windows" "$(tail -5 "$tmp/int.err")"
 fi
-states=$(sqlite3 "$db" "SELECT status || ':' || n_windows_done FROM runs ORDER BY id DESC LIMIT 1")
-running=$(sqlite3 "$db" "SELECT count (*) FROM runs WHERE status = 'running'")
-kl_rows=$(sqlite3 "$db" "SELECT count (*) FROM run_kl_windows WHERE run_id = (SELECT max (id) FROM runs)")
-integrity=$(sqlite3 "$db" "PRAGMA integrity_check")
-if [ "$states" = "cancelled:$done_before" ] && [ "$running" = "0" ] && [ "$kl_rows" = "$done_before" ] \
-   && [ "$integrity" = "ok" ]; then
-  ok "the store is consistent: the run is 'cancelled' with $done_before windows and their KL rows"
+if ! command -v sqlite3 >/dev/null; then
+  skip "the store is consistent after SIGINT" "the sqlite3 shell is not installed"
 else
-  not_ok "the store is consistent after SIGINT" "last run $states, running $running, kl rows $kl_rows, integrity $integrity"
+  states=$(sqlite3 "$db" "SELECT status || ':' || n_windows_done FROM runs ORDER BY id DESC LIMIT 1")
+  running=$(sqlite3 "$db" "SELECT count (*) FROM runs WHERE status = 'running'")
+  kl_rows=$(sqlite3 "$db" "SELECT count (*) FROM run_kl_windows WHERE run_id = (SELECT max (id) FROM runs)")
+  integrity=$(sqlite3 "$db" "PRAGMA integrity_check")
+  if [ "$states" = "cancelled:$done_before" ] && [ "$running" = "0" ] && [ "$kl_rows" = "$done_before" ] \
+     && [ "$integrity" = "ok" ]; then
+    ok "the store is consistent: the run is 'cancelled' with $done_before windows and their KL rows"
+  else
+    not_ok "the store is consistent after SIGINT" "last run $states, running $running, kl rows $kl_rows, integrity $integrity"
+  fi
 fi
 if run "rerun after SIGINT" 0 "$cli" "${args[@]}" --json; then
   echo "$out" >"$tmp/rerun.json"
