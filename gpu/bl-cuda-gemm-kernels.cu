@@ -1,12 +1,11 @@
-/* bl-cuda-gemm.cu: packed low-bit GEMV/GEMM kernels
+/* bl-cuda-gemm-kernels.cu: packed low-bit GEMV/GEMM kernels on the CUDA cores
  *
  * SPDX-License-Identifier: GPL-3.0-or-later
  *
- * - 4-bit weight-only (W4A16): int4 with group scales (and zero points), NVFP4 and MXFP4,
- *   read straight from the format library's packed layout (core/bl-format-blocks.h) and
- *   dequantized in registers. Up to 8 tokens a warp streams 4 weight rows and reuses every
- *   activation it loads for all of them; beyond that a tiled bf16 tensor-core (WMMA) GEMM
- *   dequantizes each weight tile into shared memory.
+ * - 4-bit weight-only (W4A16) GEMV: int4 with group scales (and zero points), NVFP4 and
+ *   MXFP4, read straight from the format library's packed layout (core/bl-format-blocks.h)
+ *   and dequantized in registers. For up to 8 tokens a warp streams 4 weight rows and reuses
+ *   every activation it loads for all of them (more tokens: bl-cuda-wmma-kernels.cu).
  * - the W8A8 activation quantizer (per-token absmax int8, bit for bit bl_format_quantize's
  *   "int8:token:scale=fp32") and the int32 → fp32 epilogue around cuBLASLt's IMMA GEMM.
  * - the ABQ-LLM bit-plane WpAq GEMM (methods.md §1, gpu/bl-bitplane.h): p·q AND-popcount
@@ -16,7 +15,8 @@
 #include "bl-cuda-kernels-private.h"
 
 #include <cuda_bf16.h>
-#include <mma.h>
+
+#include "bl-cuda-w4-private.cuh"
 
 static unsigned int
 blocks_for (size_t n,
@@ -41,80 +41,6 @@ bf16_hi (uint32_t pair)
 
 /* ------------------------------------------------------------------------------------------ */
 /* 4-bit weight-only */
-
-/* E2M1 (OCP MX FP4) values by code, peers.md §3.1 */
-__constant__ float e2m1_values[16] = {
-  0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f,
-  -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f,
-};
-
-/* the decoded scale of group @g, as bl_format_load_scale (times s_T for NVFP4) */
-static __device__ __forceinline__ float
-w4_scale (const BlCudaW4 &w,
-          int64_t         g)
-{
-  switch (w.scale_kind)
-    {
-    case BL_PACKED_SCALE_F16:
-      return __half2float (__ushort_as_half (((const uint16_t *) w.scales)[g]));
-    case BL_PACKED_SCALE_BF16:
-      return __uint_as_float ((uint32_t) ((const uint16_t *) w.scales)[g] << 16);
-    case BL_PACKED_SCALE_E8M0:
-      {
-        uint32_t c = w.scales[g];
-
-        return c == 0xff ? __uint_as_float (0x7fc00000u) : (c == 0 ? __uint_as_float (0x00400000u)
-                                                                   : __uint_as_float (c << 23));
-      }
-    case BL_PACKED_SCALE_UE4M3:
-      {
-        uint32_t c = w.scales[g] & 0x7f, e = c >> 3, m = c & 7;
-        float v = e == 15 && m == 7 ? __uint_as_float (0x7fc00000u)
-                                    : (e == 0 ? ldexpf ((float) m, -9) : ldexpf ((float) (8 + m), (int) e - 10));
-
-        return w.tensor_scale * v;
-      }
-    case BL_PACKED_SCALE_F32:
-    default:
-      return ((const float *) w.scales)[g];
-    }
-}
-
-static __device__ __forceinline__ int
-w4_zero (const BlCudaW4 &w,
-         int64_t         g)
-{
-  if (w.zeros == NULL)
-    return w.implicit_zero;
-  return (w.zeros[g / 2] >> (4 * (g % 2))) & 0xf;
-}
-
-/* the 8 weights of one 32-bit word of codes (columns col…col + 7 of a row) */
-static __device__ __forceinline__ void
-w4_dequant_word (const BlCudaW4 &w,
-                 int64_t         row,
-                 int             col,
-                 uint32_t        word,
-                 float           out[8])
-{
-  int64_t g = row * w.groups_per_row + col / w.group_size;
-  float s = w4_scale (w, g);
-
-  if (w.kind == BL_CUDA_W4_INT)
-    {
-      int z = w4_zero (w, g);
-
-#pragma unroll
-      for (int t = 0; t < 8; t++)
-        out[t] = (float) ((int) ((word >> (4 * t)) & 0xf) - z) * s;
-    }
-  else
-    {
-#pragma unroll
-      for (int t = 0; t < 8; t++)
-        out[t] = e2m1_values[(word >> (4 * t)) & 0xf] * s;
-    }
-}
 
 #define W4_GEMV_WARPS 4
 #define W4_GEMV_ROWS 4      /* weight rows per warp: every activation load serves all of them */
@@ -200,128 +126,28 @@ w4_gemv_kernel (BlCudaW4                       w,
       }
 }
 
-/* Tiled GEMM for more tokens: a 64 × 64 output tile per block of 4 warps (each 32 × 32 as
- * 2 × 2 WMMA 16×16×16 bf16 fragments), K in steps of 32: the activation tile is copied to
- * shared memory, the weight tile is dequantized there (to bf16) from one 16-byte load per
- * weight row. */
-#define W4_BM 64
-#define W4_BN 64
-#define W4_BK 32
-#define W4_LD (W4_BK + 8)     /* bf16 row pitch in shared memory: 80 bytes, WMMA-aligned */
-#define W4_LDC (W4_BN + 4)
-
-static __global__ void __launch_bounds__ (128)
-w4_gemm_kernel (BlCudaW4                       w,
-                const uint16_t *__restrict__   x,
-                float *__restrict__            y,
-                int                            m_total)
-{
-  using namespace nvcuda;
-  __shared__ __align__ (32) __nv_bfloat16 xs[W4_BM * W4_LD];
-  __shared__ __align__ (32) __nv_bfloat16 ws[W4_BN * W4_LD];
-  __shared__ __align__ (32) float cs[W4_BM * W4_LDC];
-  int tid = threadIdx.x, warp = tid / 32;
-  int m0 = blockIdx.y * W4_BM, n0 = blockIdx.x * W4_BN;
-  int wm = (warp / 2) * 32, wn = (warp % 2) * 32;
-  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][2];
-
-  for (int i = 0; i < 2; i++)
-    for (int j = 0; j < 2; j++)
-      wmma::fill_fragment (acc[i][j], 0.0f);
-
-  for (int k0 = 0; k0 < w.k; k0 += W4_BK)
-    {
-      /* activations: 64 rows × 32 columns = 256 loads of 8 bf16 */
-      for (int i = tid; i < W4_BM * (W4_BK / 8); i += blockDim.x)
-        {
-          int r = i / (W4_BK / 8), c = (i % (W4_BK / 8)) * 8;
-          uint4 v = m0 + r < m_total ? __ldg ((const uint4 *) (x + (size_t) (m0 + r) * w.k + k0 + c))
-                                     : make_uint4 (0, 0, 0, 0);
-
-          *(uint4 *) (xs + r * W4_LD + c) = v;
-        }
-      /* weights: one 16-byte load (32 codes) per row of the tile */
-      if (tid < W4_BN)
-        {
-          int64_t row = n0 + tid;
-          __nv_bfloat16 *dst = ws + tid * W4_LD;
-
-          if (row < w.n)
-            {
-              uint4 q = __ldg ((const uint4 *) (w.codes + (size_t) row * (w.k / 2) + k0 / 2));
-              uint32_t words[4] = { q.x, q.y, q.z, q.w };
-
-              for (int wi = 0; wi < 4; wi++)
-                {
-                  float v[8];
-
-                  w4_dequant_word (w, row, k0 + wi * 8, words[wi], v);
-                  for (int t = 0; t < 8; t++)
-                    dst[wi * 8 + t] = __float2bfloat16_rn (v[t]);
-                }
-            }
-          else
-            for (int t = 0; t < W4_BK; t++)
-              dst[t] = __float2bfloat16_rn (0.0f);
-        }
-      __syncthreads ();
-
-      for (int kk = 0; kk < W4_BK; kk += 16)
-        {
-          wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> a[2];
-          wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> b[2];
-
-          for (int i = 0; i < 2; i++)
-            wmma::load_matrix_sync (a[i], xs + (wm + 16 * i) * W4_LD + kk, W4_LD);
-          for (int j = 0; j < 2; j++)
-            wmma::load_matrix_sync (b[j], ws + (wn + 16 * j) * W4_LD + kk, W4_LD);
-          for (int i = 0; i < 2; i++)
-            for (int j = 0; j < 2; j++)
-              wmma::mma_sync (acc[i][j], a[i], b[j], acc[i][j]);
-        }
-      __syncthreads ();
-    }
-
-  for (int i = 0; i < 2; i++)
-    for (int j = 0; j < 2; j++)
-      wmma::store_matrix_sync (cs + (wm + 16 * i) * W4_LDC + wn + 16 * j, acc[i][j], W4_LDC, wmma::mem_row_major);
-  __syncthreads ();
-  for (int i = tid; i < W4_BM * W4_BN; i += blockDim.x)
-    {
-      int r = i / W4_BN, c = i % W4_BN;
-
-      if (m0 + r < m_total && n0 + c < w.n)
-        y[(size_t) (m0 + r) * w.n + n0 + c] = cs[r * W4_LDC + c];
-    }
-}
-
 cudaError_t
-bl_cuda_launch_w4_gemm (const BlCudaW4 *w,
+bl_cuda_launch_w4_gemv (const BlCudaW4 *w,
                         const uint16_t *x_bf16,
                         float          *y,
                         int             m,
                         cudaStream_t    stream)
 {
   int rows_per_block = W4_GEMV_WARPS * W4_GEMV_ROWS;
-  unsigned int gemv_blocks = (unsigned int) ((w->n + rows_per_block - 1) / rows_per_block);
+  unsigned int blocks = (unsigned int) ((w->n + rows_per_block - 1) / rows_per_block);
 
   switch (m)
     {
-    case 1: w4_gemv_kernel<1><<<gemv_blocks, W4_GEMV_WARPS * 32, 0, stream>>> (*w, x_bf16, y); break;
-    case 2: w4_gemv_kernel<2><<<gemv_blocks, W4_GEMV_WARPS * 32, 0, stream>>> (*w, x_bf16, y); break;
-    case 3: w4_gemv_kernel<3><<<gemv_blocks, W4_GEMV_WARPS * 32, 0, stream>>> (*w, x_bf16, y); break;
-    case 4: w4_gemv_kernel<4><<<gemv_blocks, W4_GEMV_WARPS * 32, 0, stream>>> (*w, x_bf16, y); break;
-    case 5: w4_gemv_kernel<5><<<gemv_blocks, W4_GEMV_WARPS * 32, 0, stream>>> (*w, x_bf16, y); break;
-    case 6: w4_gemv_kernel<6><<<gemv_blocks, W4_GEMV_WARPS * 32, 0, stream>>> (*w, x_bf16, y); break;
-    case 7: w4_gemv_kernel<7><<<gemv_blocks, W4_GEMV_WARPS * 32, 0, stream>>> (*w, x_bf16, y); break;
-    case 8: w4_gemv_kernel<8><<<gemv_blocks, W4_GEMV_WARPS * 32, 0, stream>>> (*w, x_bf16, y); break;
+    case 1: BL_CUDA_LAUNCH (w4_gemv_kernel<1>, blocks, W4_GEMV_WARPS * 32, stream) (*w, x_bf16, y); break;
+    case 2: BL_CUDA_LAUNCH (w4_gemv_kernel<2>, blocks, W4_GEMV_WARPS * 32, stream) (*w, x_bf16, y); break;
+    case 3: BL_CUDA_LAUNCH (w4_gemv_kernel<3>, blocks, W4_GEMV_WARPS * 32, stream) (*w, x_bf16, y); break;
+    case 4: BL_CUDA_LAUNCH (w4_gemv_kernel<4>, blocks, W4_GEMV_WARPS * 32, stream) (*w, x_bf16, y); break;
+    case 5: BL_CUDA_LAUNCH (w4_gemv_kernel<5>, blocks, W4_GEMV_WARPS * 32, stream) (*w, x_bf16, y); break;
+    case 6: BL_CUDA_LAUNCH (w4_gemv_kernel<6>, blocks, W4_GEMV_WARPS * 32, stream) (*w, x_bf16, y); break;
+    case 7: BL_CUDA_LAUNCH (w4_gemv_kernel<7>, blocks, W4_GEMV_WARPS * 32, stream) (*w, x_bf16, y); break;
+    case 8: BL_CUDA_LAUNCH (w4_gemv_kernel<8>, blocks, W4_GEMV_WARPS * 32, stream) (*w, x_bf16, y); break;
     default:
-      {
-        dim3 grid ((unsigned int) ((w->n + W4_BN - 1) / W4_BN), (unsigned int) ((m + W4_BM - 1) / W4_BM));
-
-        w4_gemm_kernel<<<grid, 128, 0, stream>>> (*w, x_bf16, y, m);
-      }
-      break;
+      return cudaErrorInvalidValue;
     }
   return cudaGetLastError ();
 }
@@ -379,7 +205,7 @@ bl_cuda_launch_quantize_rows_i8 (const float *x,
                                  int          k,
                                  cudaStream_t stream)
 {
-  quantize_rows_i8_kernel<<<m, QUANT_THREADS, 0, stream>>> (x, q, scale, k);
+  BL_CUDA_LAUNCH (quantize_rows_i8_kernel, m, QUANT_THREADS, stream) (x, q, scale, k);
   return cudaGetLastError ();
 }
 
@@ -407,7 +233,7 @@ bl_cuda_launch_dequant_i32 (const int32_t *acc,
                             int            n,
                             cudaStream_t   stream)
 {
-  dequant_i32_kernel<<<blocks_for ((size_t) m * n, 256), 256, 0, stream>>> (acc, sx, sw, y, m, n);
+  BL_CUDA_LAUNCH (dequant_i32_kernel, blocks_for ((size_t) m * n, 256), 256, stream) (acc, sx, sw, y, m, n);
   return cudaGetLastError ();
 }
 
@@ -426,7 +252,7 @@ bl_cuda_launch_f32_to_bf16 (const float *x,
                             size_t       n,
                             cudaStream_t stream)
 {
-  f32_to_bf16_kernel<<<blocks_for (n, 256), 256, 0, stream>>> (x, y, n);
+  BL_CUDA_LAUNCH (f32_to_bf16_kernel, blocks_for (n, 256), 256, stream) (x, y, n);
   return cudaGetLastError ();
 }
 
@@ -474,8 +300,9 @@ bl_cuda_launch_bitplane_pack (const uint8_t *codes,
 {
   int64_t words = (k + 127) / 128 * 4;
 
-  bitplane_pack_kernel<<<blocks_for ((size_t) (bits * rows * words), 256), 256, 0, stream>>> (codes, rows, k, bits,
-                                                                                            words, planes);
+  size_t items = (size_t) bits * (size_t) rows * (size_t) words;
+
+  BL_CUDA_LAUNCH (bitplane_pack_kernel, blocks_for (items, 256), 256, stream) (codes, rows, k, bits, words, planes);
   return cudaGetLastError ();
 }
 
@@ -579,7 +406,7 @@ bl_cuda_launch_bitplane_gemm (const uint32_t *x_planes,
   dim3 grid ((unsigned int) ((n + BP_WARPS * BP_ROWS - 1) / (BP_WARPS * BP_ROWS)),
              (unsigned int) ((m + BP_MT - 1) / BP_MT));
 
-  bitplane_gemm_kernel<<<grid, BP_WARPS * 32, 0, stream>>> (x_planes, x_bits, x_signed, w_planes, w_bits, w_signed,
-                                                             m, n, words, y);
+  BL_CUDA_LAUNCH (bitplane_gemm_kernel, grid, BP_WARPS * 32, stream) (x_planes, x_bits, x_signed, w_planes, w_bits,
+                                                                       w_signed, m, n, words, y);
   return cudaGetLastError ();
 }

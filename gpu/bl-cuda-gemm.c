@@ -231,7 +231,11 @@ bl_cuda_gemm_weight4 (BlBackend     *backend,
   desc.scales = base + h->scales_offset;
   desc.zeros = h->zero_bits == 4 ? base + h->zeros_offset : NULL;
 
-  return bl_cuda_check (ctx, bl_cuda_launch_w4_gemm (&desc, DATA (x_bf16), DATA (y), m, ctx->stream),
+  /* a GEMV streams the weight once for up to 8 tokens; beyond, the tensor cores win */
+  if (m <= 8)
+    return bl_cuda_check (ctx, bl_cuda_launch_w4_gemv (&desc, DATA (x_bf16), DATA (y), m, ctx->stream),
+                          "the 4-bit weight GEMV", error);
+  return bl_cuda_check (ctx, bl_cuda_launch_w4_tiles (&desc, DATA (x_bf16), DATA (y), m, ctx->stream),
                         "the 4-bit weight GEMM", error);
 }
 

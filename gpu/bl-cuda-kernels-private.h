@@ -135,7 +135,14 @@ typedef struct
   const uint8_t *zeros;       /* INT asym: 4-bit zero points, or NULL */
 } BlCudaW4;
 
-cudaError_t bl_cuda_launch_w4_gemm         (const BlCudaW4  *w,
+/* up to 8 tokens */
+cudaError_t bl_cuda_launch_w4_gemv         (const BlCudaW4  *w,
+                                            const uint16_t  *x_bf16,
+                                            float           *y,
+                                            int              m,
+                                            cudaStream_t     stream);
+/* any number of tokens, on the tensor cores (bl-cuda-wmma-kernels.cu) */
+cudaError_t bl_cuda_launch_w4_tiles        (const BlCudaW4  *w,
                                             const uint16_t  *x_bf16,
                                             float           *y,
                                             int              m,

@@ -89,7 +89,7 @@ bl_cuda_launch_get_rows (float         *dst,
                          int            dim,
                          cudaStream_t   stream)
 {
-  get_rows_kernel<<<blocks_for ((size_t) n * dim, 256), 256, 0, stream>>> (dst, table, ids, n, dim);
+  BL_CUDA_LAUNCH (get_rows_kernel, blocks_for ((size_t) n * dim, 256), 256, stream) (dst, table, ids, n, dim);
   return cudaGetLastError ();
 }
 
@@ -120,7 +120,7 @@ bl_cuda_launch_bias_rows (float       *y,
                           int          accumulate,
                           cudaStream_t stream)
 {
-  bias_rows_kernel<<<blocks_for ((size_t) n * out, 256), 256, 0, stream>>> (y, bias, n, out, accumulate);
+  BL_CUDA_LAUNCH (bias_rows_kernel, blocks_for ((size_t) n * out, 256), 256, stream) (y, bias, n, out, accumulate);
   return cudaGetLastError ();
 }
 
@@ -155,7 +155,7 @@ bl_cuda_launch_rmsnorm (float       *y,
                         float        eps,
                         cudaStream_t stream)
 {
-  rmsnorm_kernel<<<n, ROW_THREADS, 0, stream>>> (y, x, w, dim, eps);
+  BL_CUDA_LAUNCH (rmsnorm_kernel, n, ROW_THREADS, stream) (y, x, w, dim, eps);
   return cudaGetLastError ();
 }
 
@@ -196,8 +196,9 @@ bl_cuda_launch_rope (float       *x,
                      int          head_dim,
                      cudaStream_t stream)
 {
-  rope_kernel<<<blocks_for ((size_t) n * n_heads * (head_dim / 2), 256), 256, 0, stream>>> (x, cos, sin, n, n_heads,
-                                                                                          head_dim);
+  size_t items = (size_t) n * n_heads * (head_dim / 2);
+
+  BL_CUDA_LAUNCH (rope_kernel, blocks_for (items, 256), 256, stream) (x, cos, sin, n, n_heads, head_dim);
   return cudaGetLastError ();
 }
 
@@ -241,7 +242,7 @@ bl_cuda_launch_causal_softmax (float       *scores,
                                int          row0,
                                cudaStream_t stream)
 {
-  causal_softmax_kernel<<<batch * rows, ROW_THREADS, 0, stream>>> (scores, rows, keys, row0);
+  BL_CUDA_LAUNCH (causal_softmax_kernel, batch * rows, ROW_THREADS, stream) (scores, rows, keys, row0);
   return cudaGetLastError ();
 }
 
@@ -267,7 +268,7 @@ bl_cuda_launch_swiglu (float       *out,
                        size_t       n,
                        cudaStream_t stream)
 {
-  swiglu_kernel<<<blocks_for (n, 256), 256, 0, stream>>> (out, gate, up, n);
+  BL_CUDA_LAUNCH (swiglu_kernel, blocks_for (n, 256), 256, stream) (out, gate, up, n);
   return cudaGetLastError ();
 }
 
@@ -286,7 +287,7 @@ bl_cuda_launch_add (float       *x,
                     size_t       n,
                     cudaStream_t stream)
 {
-  add_kernel<<<blocks_for (n, 256), 256, 0, stream>>> (x, y, n);
+  BL_CUDA_LAUNCH (add_kernel, blocks_for (n, 256), 256, stream) (x, y, n);
   return cudaGetLastError ();
 }
 
@@ -320,6 +321,6 @@ bl_cuda_launch_nll_rows (const float   *logits,
                          double        *nll,
                          cudaStream_t   stream)
 {
-  nll_rows_kernel<<<rows, ROW_THREADS, 0, stream>>> (logits, vocab, targets, nll);
+  BL_CUDA_LAUNCH (nll_rows_kernel, rows, ROW_THREADS, stream) (logits, vocab, targets, nll);
   return cudaGetLastError ();
 }

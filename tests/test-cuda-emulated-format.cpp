@@ -1,4 +1,4 @@
-/* test-cuda-emulated-kernels.cpp: gpu/bl-cuda-format-kernels.cu compiled for the CPU
+/* test-cuda-emulated-format.cpp: gpu/bl-cuda-format-kernels.cu compiled for the CPU
  *
  * SPDX-License-Identifier: GPL-3.0-or-later
  *

@@ -10,7 +10,7 @@
 typedef int cudaError_t;
 typedef struct _BlEmuStream *cudaStream_t;
 
-enum { cudaSuccess = 0 };
+enum { cudaSuccess = 0, cudaErrorInvalidValue = 1 };
 
 #ifdef __cplusplus
 extern "C" {
