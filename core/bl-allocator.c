@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "bl-error.h"
+#include "bl-export.h"
+#include "bl-format.h"
 
 typedef struct
 {
@@ -271,6 +273,39 @@ bl_alloc_problem_evaluate (BlAllocProblem *self,
     *out_loss = loss;
   if (out_costs != NULL)
     memcpy (out_costs, costs, self->n_budgets * sizeof (double));
+}
+
+/**
+ * bl_alloc_problem_to_plan_json:
+ * @self: a problem whose item names are layers and whose option labels are weight specs or
+ *   "none"
+ * @choice: (array): an option per item
+ * @error: return location for an error
+ *
+ * Returns: (transfer full) (nullable): the assignment as an explicit plan
+ *   (bl_export_plan_json())
+ */
+char *
+bl_alloc_problem_to_plan_json (BlAllocProblem  *self,
+                               const guint     *choice,
+                               GError         **error)
+{
+  guint n = self->items->len;
+  g_autofree BlExportLayer *layers = g_new0 (BlExportLayer, n);
+  g_autofree BlFormatSpec *specs = g_new0 (BlFormatSpec, n);
+
+  for (guint i = 0; i < n; i++)
+    {
+      const char *label = get_option (self, i, choice[i])->label;
+
+      layers[i].layer = bl_alloc_problem_get_item_name (self, i);
+      if (g_str_equal (label, "none"))
+        continue;
+      if (!bl_format_spec_parse (label, &specs[i], error))
+        return NULL;
+      layers[i].weight = &specs[i];
+    }
+  return bl_export_plan_json (layers, n, NULL, error);
 }
 
 void
@@ -760,6 +795,125 @@ bl_alloc_objective_loss (BlAllocObjective       objective,
     default:
       g_return_val_if_reached (NAN);
     }
+}
+
+/* Bits per weight of a weight the model keeps in full precision: its stored dtype. */
+static double
+stored_bits (BlModel    *model,
+             const char *layer)
+{
+  const BlTensor *t = bl_model_get_tensor (model, layer);
+
+  return t != NULL ? 8.0 * (double) bl_dtype_size (t->dtype) : 32.0;
+}
+
+/**
+ * bl_alloc_problem_new_from_sensitivity:
+ * @sensitivity: a prepared #BlSensitivity
+ * @menu: (array zero-terminated=1): the weight formats every layer may take; "none" keeps a
+ *   layer in full precision (its stored bits, no loss)
+ * @objective: where the losses come from; every objective but HAWQ measures the one-at-a-time
+ *   KL and ΔNLL of each layer in each format (bl_sensitivity_compute())
+ * @out_params: (out) (element-type double) (optional): each layer's parameter count
+ * @out_attention: (out) (element-type gboolean) (optional): whether each layer is an attention
+ *   projection (MixDQ's groups)
+ * @cancellable: (nullable): a cancellable
+ * @error: return location for an error
+ *
+ * The allocation problem of a model: one item per linear layer of the sensitivity budget,
+ * one option per menu format, budget 0 the layer's exact bits under that format
+ * (bl_format_spec_bits_for_shape(), scales included) and budget 1 its BOPs per token,
+ * rows·cols·element bits·16 (HAWQ-V3's b_w·b_a with 16-bit activations).
+ *
+ * Returns: (transfer full) (nullable): the problem
+ */
+BlAllocProblem *
+bl_alloc_problem_new_from_sensitivity (BlSensitivity      *sensitivity,
+                                       const char * const *menu,
+                                       BlAllocObjective    objective,
+                                       GArray            **out_params,
+                                       GArray            **out_attention,
+                                       GCancellable       *cancellable,
+                                       GError            **error)
+{
+  g_autoptr(BlAllocProblem) p = bl_alloc_problem_new (2);
+  g_autoptr(GPtrArray) tables = g_ptr_array_new_with_free_func ((GDestroyNotify) g_ptr_array_unref);
+  g_autoptr(GArray) params = g_array_new (FALSE, FALSE, sizeof (double));
+  g_autoptr(GArray) attention = g_array_new (FALSE, FALSE, sizeof (gboolean));
+  BlModel *model = bl_sensitivity_get_model (sensitivity);
+  guint n_layers = bl_sensitivity_get_n_layers (sensitivity);
+  guint n_menu = menu != NULL ? g_strv_length ((char **) menu) : 0;
+
+  if (n_menu == 0)
+    {
+      g_set_error (error, BL_ERROR, BL_ERROR_INVALID_ARGUMENT, "allocator: the menu is empty");
+      return NULL;
+    }
+  for (guint m = 0; m < n_menu; m++)
+    {
+      GPtrArray *t = NULL;
+
+      if (!g_str_equal (menu[m], "none"))
+        {
+          t = bl_sensitivity_compute (sensitivity, menu[m], objective != BL_ALLOC_OBJECTIVE_HAWQ,
+                                      cancellable, error);
+          if (t == NULL)
+            return NULL;
+        }
+      g_ptr_array_add (tables, t != NULL ? t : g_ptr_array_new ());
+    }
+  for (guint i = 0; i < n_layers; i++)
+    {
+      const char *name = bl_sensitivity_get_layer_name (sensitivity, i);
+      guint item = bl_alloc_problem_add_item (p, name);
+      for (guint m = 0; m < n_menu; m++)
+        {
+          GPtrArray *t = tables->pdata[m];
+          double costs[2], loss = 0.0;
+          gint64 rows, cols;
+
+          if (t->len == 0)
+            {
+              const BlTensor *w = bl_model_get_tensor (model, name);
+              double bits = stored_bits (model, name);
+
+              rows = w->shape[0];
+              cols = w->shape[1];
+              costs[0] = bits * (double) (rows * cols);
+              costs[1] = (double) (rows * cols) * bits * 16.0;
+            }
+          else
+            {
+              const BlLayerSensitivity *s = g_ptr_array_index (t, i);
+              BlFormatSpec spec;
+              BlAllocMeasures meas = { s->kl, s->dnll, s->omega,
+                                       s->kind == BL_LAYER_ATTN_Q || s->kind == BL_LAYER_ATTN_K
+                                       || s->kind == BL_LAYER_ATTN_V || s->kind == BL_LAYER_ATTN_O };
+
+              if (!bl_format_spec_parse (menu[m], &spec, error))
+                return NULL;
+              rows = s->rows;
+              cols = s->cols;
+              costs[0] = bl_format_spec_bits_for_shape (&spec, rows, cols);
+              costs[1] = (double) (rows * cols) * spec.bits * 16.0;
+              loss = bl_alloc_objective_loss (objective, &meas);
+            }
+          bl_alloc_problem_add_option (p, item, menu[m], loss, costs);
+        }
+      {
+        const BlTensor *w = bl_model_get_tensor (model, name);
+        double n = (double) (w->shape[0] * w->shape[1]);
+        gboolean att = strstr (name, ".self_attn.") != NULL;
+
+        g_array_append_val (params, n);
+        g_array_append_val (attention, att);
+      }
+    }
+  if (out_params != NULL)
+    *out_params = g_steal_pointer (&params);
+  if (out_attention != NULL)
+    *out_attention = g_steal_pointer (&attention);
+  return g_steal_pointer (&p);
 }
 
 /* A copy of the items in @mask, ties between two kept items kept. */

@@ -20,7 +20,9 @@
  */
 #pragma once
 
-#include <glib.h>
+#include <gio/gio.h>
+
+#include "bl-sensitivity.h"
 
 G_BEGIN_DECLS
 
@@ -56,6 +58,9 @@ double          bl_alloc_problem_get_cost     (BlAllocProblem  *self,
                                                guint            item,
                                                guint            option,
                                                guint            budget);
+char           *bl_alloc_problem_to_plan_json (BlAllocProblem *self,
+                                               const guint     *choice,
+                                               GError         **error);
 void            bl_alloc_problem_evaluate     (BlAllocProblem  *self,
                                                const guint     *choice,
                                                double          *out_loss,
@@ -162,6 +167,14 @@ typedef struct
   double mlp_budget;
   BlAllocSolution *solution;
 } BlMixdqCandidate;
+
+BlAllocProblem  *bl_alloc_problem_new_from_sensitivity (BlSensitivity      *sensitivity,
+                                                 const char * const *menu,
+                                                 BlAllocObjective    objective,
+                                                 GArray            **out_params,
+                                                 GArray            **out_attention,
+                                                 GCancellable       *cancellable,
+                                                 GError            **error);
 
 GArray          *bl_alloc_mixdq                 (BlAllocProblem  *self,
                                                  const gboolean  *attention,

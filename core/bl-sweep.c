@@ -20,8 +20,6 @@
 #include <string.h>
 
 #include "bl-error.h"
-#include "bl-export.h"
-#include "bl-format.h"
 
 /* PRAGMA application_id of a sweep file ("BLSW") */
 #define SWEEP_APPLICATION_ID 0x424C5357
@@ -63,29 +61,6 @@ point_new (void)
 /* ------------------------------------------------------------------------------------------ */
 /* points */
 
-static char *
-plan_for_choice (BlAllocProblem  *problem,
-                 const guint     *choice,
-                 GError         **error)
-{
-  guint n = bl_alloc_problem_get_n_items (problem);
-  g_autofree BlExportLayer *layers = g_new0 (BlExportLayer, n);
-  g_autofree BlFormatSpec *specs = g_new0 (BlFormatSpec, n);
-
-  for (guint i = 0; i < n; i++)
-    {
-      const char *label = bl_alloc_problem_get_option_label (problem, i, choice[i]);
-
-      layers[i].layer = bl_alloc_problem_get_item_name (problem, i);
-      if (g_str_equal (label, "none"))
-        continue;
-      if (!bl_format_spec_parse (label, &specs[i], error))
-        return NULL;
-      layers[i].weight = &specs[i];
-    }
-  return bl_export_plan_json (layers, n, NULL, error);
-}
-
 static BlSweepPoint *
 make_point (BlAllocProblem  *problem,
             const guint     *choice,
@@ -108,7 +83,7 @@ make_point (BlAllocProblem  *problem,
   p->total_bits = costs[0];
   p->bits_per_weight = costs[0] / total_params;
   p->target_bits = isnan (target_bits) ? p->bits_per_weight : target_bits;
-  p->plan_json = plan_for_choice (problem, choice, error);
+  p->plan_json = bl_alloc_problem_to_plan_json (problem, choice, error);
   if (p->plan_json == NULL)
     return NULL;
   return g_steal_pointer (&p);

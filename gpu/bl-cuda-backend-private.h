@@ -38,6 +38,7 @@ typedef struct
 
   cudaStream_t stream;        /* every op of the backend runs on this one stream, in order */
   cublasHandle_t blas;
+  void *blas_workspace;       /* cuBLAS's own, so that it never allocates (CUDA graph capture) */
   cublasLtHandle_t lt;
   void *lt_workspace;
   size_t lt_workspace_bytes;

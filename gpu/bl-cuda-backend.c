@@ -326,6 +326,7 @@ cuda_finalize (gpointer data)
   for (guint i = 0; i < G_N_ELEMENTS (areas); i++)
     bl_cuda_free (ctx, areas[i]->data);
   bl_cuda_free (ctx, ctx->lt_workspace);
+  bl_cuda_free (ctx, ctx->blas_workspace);
   if (ctx->stream != NULL)
     cudaStreamSynchronize (ctx->stream);
   g_clear_pointer (&ctx->lt_plans, g_hash_table_unref);
@@ -381,7 +382,11 @@ cuda_init (BlCudaPrecision   precision,
     goto fail;
   ctx->lt_workspace_bytes = LT_WORKSPACE_BYTES;
   ctx->lt_workspace = bl_cuda_alloc (ctx, ctx->lt_workspace_bytes, "the cuBLASLt workspace", error);
-  if (ctx->lt_workspace == NULL)
+  ctx->blas_workspace = ctx->lt_workspace != NULL
+                        ? bl_cuda_alloc (ctx, LT_WORKSPACE_BYTES, "the cuBLAS workspace", error) : NULL;
+  if (ctx->blas_workspace == NULL ||
+      !bl_cuda_check_blas (ctx, cublasSetWorkspace (ctx->blas, ctx->blas_workspace, LT_WORKSPACE_BYTES),
+                           "cublasSetWorkspace", error))
     goto fail;
 
   ctx->description = g_strdup_printf ("CUDA device %d: %s (sm_%d%d, %d SMs, %.1f GiB), %s", device, prop.name,

@@ -23,6 +23,7 @@ struct _BlApplication
 
   char *default_model;
   GSettings *settings;
+  guint n_tasks;
 };
 
 G_DEFINE_FINAL_TYPE (BlApplication, bl_application, ADW_TYPE_APPLICATION)
@@ -269,4 +270,53 @@ bl_application_get_workbench (BlApplication *self)
     if (BL_IS_WORKBENCH (windows->data))
       return windows->data;
   return NULL;
+}
+
+static void
+on_task_completed (GTask         *task,
+                   GParamSpec    *pspec,
+                   BlApplication *self)
+{
+  self->n_tasks--;
+  g_application_release (G_APPLICATION (self));
+}
+
+/**
+ * bl_application_hold_task:
+ * @task: a #GTask about to run in a worker thread
+ *
+ * Keeps the running #BlApplication alive until @task completes, so that closing the last
+ * window lets cancelled workers wind down before the process exits (a worker inside
+ * OpenBLAS or SQLite must not meet the library's exit-time teardown). Without a
+ * #BlApplication this does nothing.
+ */
+void
+bl_application_hold_task (GTask *task)
+{
+  GApplication *app = g_application_get_default ();
+  BlApplication *self;
+
+  g_return_if_fail (G_IS_TASK (task));
+
+  if (!BL_IS_APPLICATION (app))
+    return;
+  self = BL_APPLICATION (app);
+  self->n_tasks++;
+  g_application_hold (app);
+  g_signal_connect_data (task, "notify::completed", G_CALLBACK (on_task_completed),
+                         g_object_ref (self), (GClosureNotify) (void (*) (void)) g_object_unref, 0);
+}
+
+/**
+ * bl_application_get_n_tasks:
+ * @self: an application
+ *
+ * Returns: the worker tasks that have not completed yet
+ */
+guint
+bl_application_get_n_tasks (BlApplication *self)
+{
+  g_return_val_if_fail (BL_IS_APPLICATION (self), 0);
+
+  return self->n_tasks;
 }

@@ -17,5 +17,7 @@ BlApplication *bl_application_new          (const char       *default_model,
                                             GApplicationFlags flags);
 GSettings     *bl_application_get_settings (BlApplication    *self);
 GtkWindow     *bl_application_get_workbench (BlApplication   *self);
+void           bl_application_hold_task    (GTask            *task);
+guint          bl_application_get_n_tasks  (BlApplication    *self);
 
 G_END_DECLS

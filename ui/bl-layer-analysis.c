@@ -4,6 +4,8 @@
  */
 #include "bl-layer-analysis.h"
 
+#include "bl-application.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -495,6 +497,7 @@ bl_layer_analysis_compute_async (BlLayer             *layer,
   task = g_task_new (NULL, cancellable, callback, user_data);
   g_task_set_source_tag (task, bl_layer_analysis_compute_async);
   g_task_set_task_data (task, td, task_data_free);
+  bl_application_hold_task (task);
   g_task_run_in_thread (task, compute_thread);
 }
 

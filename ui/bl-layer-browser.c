@@ -237,7 +237,7 @@ setup_bar (void)
 
   gtk_widget_set_size_request (bar, 40, -1);
   gtk_widget_set_valign (bar, GTK_ALIGN_CENTER);
-  gtk_label_set_width_chars (GTK_LABEL (label), 6);
+  gtk_label_set_width_chars (GTK_LABEL (label), 5);
   gtk_box_append (GTK_BOX (box), bar);
   gtk_box_append (GTK_BOX (box), label);
   return box;
@@ -269,10 +269,15 @@ static GtkWidget *
 setup_sensitivity (void)
 {
   GtkWidget *cell = setup_bar ();
+  GtkWidget *bar = gtk_widget_get_first_child (cell);
 
   gtk_widget_set_tooltip_text (cell, "KL divergence of the output (nats/token) with only this layer "
                                "quantized to the reference format; the bar is relative to the most "
                                "sensitive layer");
+  /* a long bar is a warning here, not a good sign as for QSNR: no low/high colours */
+  gtk_level_bar_remove_offset_value (GTK_LEVEL_BAR (bar), GTK_LEVEL_BAR_OFFSET_LOW);
+  gtk_level_bar_remove_offset_value (GTK_LEVEL_BAR (bar), GTK_LEVEL_BAR_OFFSET_HIGH);
+  gtk_level_bar_remove_offset_value (GTK_LEVEL_BAR (bar), GTK_LEVEL_BAR_OFFSET_FULL);
   return cell;
 }
 
@@ -397,14 +402,14 @@ typedef struct
 } ColumnDef;
 
 static const ColumnDef columns[] = {
-  { "Layer", TRUE, 176, setup_name, refresh_name, cmp_name },
-  { "Shape", FALSE, 80, setup_shape, refresh_shape, NULL },
-  { "Params", FALSE, 58, setup_params, refresh_params, cmp_params },
-  { "Weights", FALSE, 100, setup_badge, refresh_weight, cmp_weight },
-  { "Inputs", FALSE, 92, setup_badge, refresh_act, cmp_act },
-  { "Bits/w", FALSE, 58, setup_bpw, refresh_bpw, cmp_bpw },
-  { "QSNR", FALSE, 112, setup_qsnr, refresh_qsnr, cmp_qsnr },
-  { "Sensitivity", FALSE, 104, setup_sensitivity, refresh_sensitivity, cmp_sensitivity },
+  { "Layer", TRUE, 158, setup_name, refresh_name, cmp_name },
+  { "Shape", FALSE, 76, setup_shape, refresh_shape, NULL },
+  { "Params", FALSE, 54, setup_params, refresh_params, cmp_params },
+  { "Weights", FALSE, 92, setup_badge, refresh_weight, cmp_weight },
+  { "Inputs", FALSE, 84, setup_badge, refresh_act, cmp_act },
+  { "Bits/w", FALSE, 54, setup_bpw, refresh_bpw, cmp_bpw },
+  { "QSNR", FALSE, 104, setup_qsnr, refresh_qsnr, cmp_qsnr },
+  { "Sensitivity", FALSE, 100, setup_sensitivity, refresh_sensitivity, cmp_sensitivity },
 };
 
 static void

@@ -4,6 +4,8 @@
  */
 #include "bl-measurement.h"
 
+#include "bl-application.h"
+
 #include <math.h>
 
 #include "bl-quant-engine.h"
@@ -25,12 +27,12 @@
  * cancellation check, so the next one waits at most one layer. Late signals of a superseded
  * measurement are ignored.
  *
+ * Every window is also compared with the full-precision model (KL, top-1 agreement,
+ * bl_run_set_kl()), whose logits the store caches, and every measurement is recorded in
+ * the store with its plan (bl_run_set_quant_engine()), so the Pareto view can show it later.
+ *
  * Calibration, for the plans that need it (static activation ranges, data-aware algorithms),
  * reads windows of the evaluation text chosen by the plan's calibration seed.
- *
- * Only measurements of the unquantized model are recorded in the store, because a #BlRun
- * does not carry the plan into its stored record, and a quantized run stored without its
- * plan would read as the unquantized model.
  */
 
 /* The quantized engine, shared by the measurements of one #BlMeasurement. */
@@ -87,6 +89,8 @@ struct _BlMeasurement
   double ppl_low;
   double ppl_high;
   double tokens_per_second;
+  gboolean have_kl;
+  BlKlSummary kl;
   char *message;
   char *stage;
 };
@@ -393,6 +397,7 @@ set_state (BlMeasurement      *self,
 static void
 reset_numbers (BlMeasurement *self)
 {
+  self->have_kl = FALSE;
   self->n_done = 0;
   self->n_windows = 0;
   self->ppl = self->ppl_low = self->ppl_high = NAN;
@@ -414,6 +419,7 @@ update_from_run (BlMeasurement *self,
   if (!bl_ppl_stats_get_ppl_ci (stats, &self->ppl_low, &self->ppl_high))
     self->ppl_low = self->ppl_high = NAN;
   self->tokens_per_second = bl_run_get_tokens_per_second (run);
+  self->have_kl = bl_run_get_kl_summary (run, &self->kl) && self->kl.n_windows > 0;
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_N_DONE]);
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_N_WINDOWS]);
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_PPL]);
@@ -555,6 +561,8 @@ measure (Job           *job,
                     job->ids->len, &job->options, error);
   if (run == NULL)
     return FALSE;
+  bl_run_set_quant_engine (run, slot->engine);
+  bl_run_set_kl (run, 0);
   if (job->store != NULL)
     bl_run_set_store (run, job->store, &job->prov);
   g_signal_connect (run, "window-done", G_CALLBACK (on_window_done), job);
@@ -650,7 +658,7 @@ bl_measurement_start (BlMeasurement  *self,
   job->options = self->options;
   job->n_threads = self->n_threads;
   job->cancellable = g_cancellable_new ();
-  if (self->store != NULL && bl_plan_snapshot_is_empty (snapshot))
+  if (self->store != NULL)
     {
       job->store = g_object_ref (self->store);
       job->prov.dataset_name = job->prov_strings[0] = g_strdup (self->text_name);
@@ -669,6 +677,7 @@ bl_measurement_start (BlMeasurement  *self,
   g_task_set_task_data (task, job_ref (job), (GDestroyNotify) job_unref);
   /* the run records its cancellation in the store, so the worker must see it through */
   g_task_set_return_on_cancel (task, FALSE);
+  bl_application_hold_task (task);
   g_task_run_in_thread (task, measure_thread);
 }
 
@@ -819,4 +828,23 @@ bl_measurement_get_ctx (BlMeasurement *self)
   g_return_val_if_fail (BL_IS_MEASUREMENT (self), 0);
 
   return self->options.ctx;
+}
+
+/**
+ * bl_measurement_get_kl:
+ * @self: a measurement
+ * @out: (out caller-allocates): KL, its interval, top-1 agreement and Δp over the windows
+ *   done so far
+ *
+ * Returns: whether a window has been compared with the full-precision model yet
+ */
+gboolean
+bl_measurement_get_kl (BlMeasurement *self,
+                       BlKlSummary   *out)
+{
+  g_return_val_if_fail (BL_IS_MEASUREMENT (self), FALSE);
+  g_return_val_if_fail (out != NULL, FALSE);
+
+  *out = self->kl;
+  return self->have_kl;
 }

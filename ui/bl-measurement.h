@@ -7,6 +7,7 @@
 #include <gio/gio.h>
 
 #include "bitlens.h"
+#include "bl-kl.h"
 #include "bl-plan-snapshot.h"
 #include "bl-quant-plan.h"
 
@@ -63,6 +64,8 @@ gboolean            bl_measurement_get_ppl_ci        (BlMeasurement  *self,
                                                       double         *low,
                                                       double         *high);
 double              bl_measurement_get_tokens_per_second (BlMeasurement *self);
+gboolean            bl_measurement_get_kl            (BlMeasurement  *self,
+                                                      BlKlSummary    *out);
 const char         *bl_measurement_get_message       (BlMeasurement  *self);
 const char         *bl_measurement_get_stage         (BlMeasurement  *self);
 const char         *bl_measurement_get_text_name     (BlMeasurement  *self);

@@ -12,8 +12,8 @@
  *
  * The strip under the workbench: what the plan costs (bits per weight of the linear layers,
  * model size), the instant estimate of Δppl when an estimator is available, and the measured
- * perplexity with its 95% confidence interval, refining window by window, with a progress
- * bar. It follows a #BlMeasurement through its "progress" signal.
+ * perplexity with its 95% confidence interval, KL and top-1 agreement against the
+ * full-precision model, refining window by window, with a progress bar. It follows a #BlMeasurement through its "progress" signal.
  */
 
 struct _BlMetricsBar
@@ -27,6 +27,7 @@ struct _BlMetricsBar
   GtkLabel *ppl_label;
   GtkLabel *ci_label;
   GtkLabel *delta_label;
+  GtkLabel *kl_label;
   GtkProgressBar *progress_bar;
   GtkLabel *windows_label;
   GtkSpinner *spinner;
@@ -51,6 +52,7 @@ update (BlMetricsBar *self)
       gtk_label_set_text (self->ppl_label, "—");
       gtk_label_set_text (self->ci_label, "");
       gtk_label_set_text (self->delta_label, "");
+      gtk_label_set_text (self->kl_label, "");
       gtk_label_set_text (self->windows_label, "no evaluation text yet");
       gtk_progress_bar_set_fraction (self->progress_bar, 0);
       gtk_spinner_stop (self->spinner);
@@ -71,18 +73,35 @@ update (BlMetricsBar *self)
     }
   if (bl_measurement_get_ppl_ci (self->measurement, &lo, &hi))
     {
-      g_snprintf (buf, sizeof buf, "95%% CI [%.2f, %.2f]", lo, hi);
+      g_snprintf (buf, sizeof buf, "[%.2f, %.2f]", lo, hi);
       gtk_label_set_text (self->ci_label, buf);
     }
   else
     gtk_label_set_text (self->ci_label, "");
   if (!isnan (ppl) && !isnan (self->baseline))
     {
-      g_snprintf (buf, sizeof buf, "%+.2f vs unquantized (%.2f)", ppl - self->baseline, self->baseline);
+      g_snprintf (buf, sizeof buf, "%+.2f", ppl - self->baseline);
       gtk_label_set_text (self->delta_label, buf);
+      g_snprintf (buf, sizeof buf, "Change against the unquantized model's %.2f on the same windows", self->baseline);
+      if (g_strcmp0 (gtk_widget_get_tooltip_text (GTK_WIDGET (self->delta_label)), buf) != 0)
+        gtk_widget_set_tooltip_text (GTK_WIDGET (self->delta_label), buf);
     }
   else
     gtk_label_set_text (self->delta_label, "");
+
+  {
+    BlKlSummary kl;
+
+    /* the unquantized model agrees with itself: no KL to show */
+    if (bl_measurement_get_kl (self->measurement, &kl)
+        && !bl_plan_snapshot_is_empty (bl_measurement_get_plan (self->measurement)))
+      {
+        g_snprintf (buf, sizeof buf, "KL %.3f · top-1 %.1f%%", kl.kl, 100.0 * kl.top1);
+        gtk_label_set_text (self->kl_label, buf);
+      }
+    else
+      gtk_label_set_text (self->kl_label, "");
+  }
 
   switch (state)
     {
@@ -158,6 +177,7 @@ bl_metrics_bar_class_init (BlMetricsBarClass *klass)
   gtk_widget_class_bind_template_child (widget_class, BlMetricsBar, ppl_label);
   gtk_widget_class_bind_template_child (widget_class, BlMetricsBar, ci_label);
   gtk_widget_class_bind_template_child (widget_class, BlMetricsBar, delta_label);
+  gtk_widget_class_bind_template_child (widget_class, BlMetricsBar, kl_label);
   gtk_widget_class_bind_template_child (widget_class, BlMetricsBar, progress_bar);
   gtk_widget_class_bind_template_child (widget_class, BlMetricsBar, windows_label);
   gtk_widget_class_bind_template_child (widget_class, BlMetricsBar, spinner);
@@ -233,9 +253,8 @@ bl_metrics_bar_set_size (BlMetricsBar *self,
 
   g_return_if_fail (BL_IS_METRICS_BAR (self));
 
-  markup = g_strdup_printf ("<b>%.3f</b> bits/weight · <b>%.2f MB</b> of %.2f MB (%.0f%%)",
-                            bpw, megabytes, base_megabytes,
-                            base_megabytes > 0 ? 100.0 * megabytes / base_megabytes : 100.0);
+  markup = g_strdup_printf ("<b>%.3f</b> bits/w · <b>%.2f</b> of %.2f MB",
+                            bpw, megabytes, base_megabytes);
   gtk_label_set_markup (self->size_label, markup);
 }
 
@@ -283,4 +302,18 @@ bl_metrics_bar_get_estimate_text (BlMetricsBar *self)
   g_return_val_if_fail (BL_IS_METRICS_BAR (self), NULL);
 
   return gtk_widget_get_visible (self->estimate_box) ? gtk_label_get_text (self->estimate_label) : NULL;
+}
+
+/**
+ * bl_metrics_bar_get_kl_text:
+ * @self: a bar
+ *
+ * Returns: the KL and top-1 agreement as shown ("" when there is none)
+ */
+const char *
+bl_metrics_bar_get_kl_text (BlMetricsBar *self)
+{
+  g_return_val_if_fail (BL_IS_METRICS_BAR (self), NULL);
+
+  return gtk_label_get_text (self->kl_label);
 }

@@ -26,5 +26,6 @@ void        bl_metrics_bar_set_estimate    (BlMetricsBar  *self,
                                             double         delta_ppl);
 const char *bl_metrics_bar_get_ppl_text    (BlMetricsBar  *self);
 const char *bl_metrics_bar_get_estimate_text (BlMetricsBar *self);
+const char *bl_metrics_bar_get_kl_text     (BlMetricsBar  *self);
 
 G_END_DECLS

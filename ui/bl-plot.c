@@ -572,14 +572,6 @@ bl_plot_add_line (BlPlot       *self,
   s->n = n;
 }
 
-guint
-bl_plot_get_n_series (BlPlot *self)
-{
-  g_return_val_if_fail (BL_IS_PLOT (self), 0);
-
-  return self->series->len;
-}
-
 static void
 extend (double *lo,
         double *hi,
@@ -1082,4 +1074,27 @@ bl_plot_save (BlPlot  *self,
       return FALSE;
     }
   return TRUE;
+}
+
+/**
+ * bl_plot_get_n_points:
+ * @self: a plot
+ *
+ * Returns: the number of points over all points series
+ */
+guint
+bl_plot_get_n_points (BlPlot *self)
+{
+  guint n = 0;
+
+  g_return_val_if_fail (BL_IS_PLOT (self), 0);
+
+  for (guint s = 0; s < self->series->len; s++)
+    {
+      Series *ser = g_ptr_array_index (self->series, s);
+
+      if (ser->kind == SERIES_POINTS)
+        n += ser->n;
+    }
+  return n;
 }

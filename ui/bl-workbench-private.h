@@ -19,13 +19,13 @@
 
 G_BEGIN_DECLS
 
-/* One finished measurement of this session, a point on the Pareto plot. */
+/* One finished measurement, a point on the Pareto plot: read back from the store, or from
+ * this session when there is no store. */
 typedef struct
 {
-  BlPlanSnapshot *plan;      /* NULL for a stored run (its plan is not recorded) */
+  BlPlanSnapshot *plan;
   double bpw;
   double ppl;
-  gboolean stored;
 } BlParetoPoint;
 
 struct _BlWorkbench
@@ -94,6 +94,7 @@ struct _BlWorkbench
 
   /* Pareto */
   GPtrArray *pareto_points;  /* BlParetoPoint */
+  GCancellable *pareto_cancellable;
 };
 
 void     bl_workbench_init_actions       (BlWorkbench       *self);

@@ -4,6 +4,8 @@
  */
 #include "bl-workbench-private.h"
 
+#include "bl-application.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -42,6 +44,8 @@ static void start_text (BlWorkbench *self);
 static void update_estimate (BlWorkbench *self);
 static void start_calibration (BlWorkbench *self);
 static void start_sensitivity (BlWorkbench *self);
+static void load_pareto (BlWorkbench   *self,
+                         BlMeasurement *measurement);
 static void update_summary (BlWorkbench *self);
 static void rebuild_pareto (BlWorkbench *self);
 
@@ -96,6 +100,7 @@ drop_model (BlWorkbench *self)
   cancel_and_clear (&self->qsnr_cancellable);
   cancel_and_clear (&self->sensitivity_cancellable);
   cancel_and_clear (&self->estimate_cancellable);
+  cancel_and_clear (&self->pareto_cancellable);
   /* a worker may still hold the estimator; the lock waits for it */
   g_mutex_lock (&self->estimator_lock);
   g_clear_object (&self->estimator);
@@ -297,6 +302,7 @@ update_qsnr (BlWorkbench *self)
   task = g_task_new (self, self->qsnr_cancellable, on_qsnr_done, NULL);
   g_task_set_task_data (task, jobs, (GDestroyNotify) g_ptr_array_unref);
   g_task_set_return_on_cancel (task, FALSE);
+  bl_application_hold_task (task);
   g_task_run_in_thread (task, qsnr_thread);
 }
 
@@ -715,8 +721,10 @@ on_measurement_progress (BlWorkbench      *self,
       self->baseline_ppl = bl_measurement_get_ppl (measurement);
       bl_metrics_bar_set_baseline (self->metrics_bar, self->baseline_ppl);
     }
-  if (measurement == self->measurement
-      && bl_plan_snapshot_equal (plan, bl_plan_history_get_current (self->history)))
+  if (self->store != NULL)
+    load_pareto (self, measurement);
+  else if (measurement == self->measurement
+           && bl_plan_snapshot_equal (plan, bl_plan_history_get_current (self->history)))
     add_pareto_point (self, plan, bl_measurement_get_ppl (measurement));
 }
 
@@ -812,6 +820,7 @@ start_calibration (BlWorkbench *self)
   g_object_set_data_full (G_OBJECT (task), "bl-model", g_object_ref (self->model), g_object_unref);
   g_task_set_task_data (task, g_array_ref (self->ids), (GDestroyNotify) g_array_unref);
   g_task_set_return_on_cancel (task, FALSE);
+  bl_application_hold_task (task);
   g_task_run_in_thread (task, calib_thread);
 }
 
@@ -904,6 +913,7 @@ start_text (BlWorkbench *self)
   task = g_task_new (self, self->text_cancellable, on_text_ready, NULL);
   g_object_set_data_full (G_OBJECT (task), "bl-model", g_object_ref (self->model), g_object_unref);
   g_task_set_task_data (task, g_settings_get_string (self->settings, "eval-text"), g_free);
+  bl_application_hold_task (task);
   g_task_run_in_thread (task, text_thread);
 }
 
@@ -999,6 +1009,7 @@ update_estimate (BlWorkbench *self)
   self->estimate_cancellable = g_cancellable_new ();
   task = g_task_new (self, self->estimate_cancellable, on_estimated, NULL);
   g_task_set_task_data (task, t, estimate_task_free);
+  bl_application_hold_task (task);
   g_task_run_in_thread (task, estimate_thread);
 }
 
@@ -1181,7 +1192,143 @@ start_sensitivity (BlWorkbench *self)
   task = g_task_new (self, self->sensitivity_cancellable, on_sensitivity_done, NULL);
   g_task_set_task_data (task, t, sensitivity_task_free);
   g_task_set_return_on_cancel (task, FALSE);
+  bl_application_hold_task (task);
   g_task_run_in_thread (task, sensitivity_thread);
+}
+
+/* The Pareto points from the store: every finished run of this model on the same windows
+ * (text, protocol, context, window count), the latest run of each plan. */
+
+typedef struct
+{
+  BlStore *store;
+  BlModel *model;
+  char *sha256;
+  int ctx;
+  int n_windows;
+  GPtrArray *points;         /* BlParetoPoint */
+} ParetoQuery;
+
+static void
+pareto_query_free (gpointer data)
+{
+  ParetoQuery *q = data;
+
+  g_clear_object (&q->store);
+  g_clear_object (&q->model);
+  g_free (q->sha256);
+  g_clear_pointer (&q->points, g_ptr_array_unref);
+  g_free (q);
+}
+
+static BlParetoPoint *
+point_from_run (const BlStoredRun *r,
+                BlModel           *model)
+{
+  g_autoptr(BlQuantPlan) plan = NULL;
+  g_autoptr(GPtrArray) resolved = NULL;
+  BlQuantSize size;
+  BlParetoPoint *p;
+
+  if (r->plan_json != NULL)
+    plan = bl_quant_plan_new_from_json (r->plan_json, -1, "stored run", NULL);
+  else if ((plan = bl_quant_plan_new ()) != NULL
+           && !bl_quant_plan_set_defaults (plan, BL_QUANT_PLAN_NONE, BL_QUANT_PLAN_NONE, NULL, NULL, NULL))
+    return NULL;
+  if (plan == NULL || (resolved = bl_quant_plan_resolve (plan, model, NULL)) == NULL)
+    return NULL;
+  bl_quant_plan_size (resolved, model, &size);
+  p = g_new0 (BlParetoPoint, 1);
+  p->plan = bl_plan_snapshot_new_from_quant_plan (plan, model, NULL);
+  p->bpw = size.linear_bits_per_weight;
+  p->ppl = r->ppl;
+  if (p->plan == NULL)
+    {
+      pareto_point_free (p);
+      return NULL;
+    }
+  return p;
+}
+
+static void
+pareto_thread (GTask        *task,
+               gpointer      source_object,
+               gpointer      task_data,
+               GCancellable *cancellable)
+{
+  ParetoQuery *q = task_data;
+  g_autoptr(GPtrArray) runs = NULL;
+  GError *error = NULL;
+
+  runs = bl_store_list_runs (q->store, bl_model_get_fingerprint (q->model), &error);
+  if (runs == NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  q->points = g_ptr_array_new_with_free_func (pareto_point_free);
+  /* newest first, so the first run of a plan seen is the one kept */
+  for (guint i = runs->len; i-- > 0 && !g_cancellable_is_cancelled (cancellable);)
+    {
+      const BlStoredRun *r = g_ptr_array_index (runs, i);
+      BlParetoPoint *p;
+      gboolean seen = FALSE;
+
+      if (g_strcmp0 (r->status, "finished") != 0 || g_strcmp0 (r->dataset_sha256, q->sha256) != 0
+          || g_strcmp0 (r->protocol, "gptq") != 0 || r->ctx != q->ctx || r->n_windows != q->n_windows
+          || !isfinite (r->ppl) || (p = point_from_run (r, q->model)) == NULL)
+        continue;
+      for (guint k = 0; k < q->points->len && !seen; k++)
+        seen = bl_plan_snapshot_equal (((BlParetoPoint *) g_ptr_array_index (q->points, k))->plan, p->plan);
+      if (seen)
+        pareto_point_free (p);
+      else
+        g_ptr_array_add (q->points, p);
+    }
+  g_task_return_boolean (task, TRUE);
+}
+
+static void
+on_pareto_loaded (GObject      *source,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  BlWorkbench *self = BL_WORKBENCH (source);
+  ParetoQuery *q = g_task_get_task_data (G_TASK (result));
+  g_autoptr(GError) error = NULL;
+
+  if (!g_task_propagate_boolean (G_TASK (result), &error))
+    {
+      if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        g_message ("could not read the stored runs: %s", error->message);
+      return;
+    }
+  if (q->model != self->model)
+    return;
+  g_ptr_array_set_size (self->pareto_points, 0);
+  g_ptr_array_extend_and_steal (self->pareto_points, g_steal_pointer (&q->points));
+  rebuild_pareto (self);
+}
+
+static void
+load_pareto (BlWorkbench   *self,
+             BlMeasurement *measurement)
+{
+  g_autoptr(GTask) task = NULL;
+  ParetoQuery *q;
+
+  cancel_and_clear (&self->pareto_cancellable);
+  self->pareto_cancellable = g_cancellable_new ();
+  q = g_new0 (ParetoQuery, 1);
+  q->store = g_object_ref (self->store);
+  q->model = g_object_ref (self->model);
+  q->sha256 = g_strdup (self->text_sha256);
+  q->ctx = bl_measurement_get_ctx (measurement);
+  q->n_windows = (int) bl_measurement_get_n_windows (measurement);
+  task = g_task_new (self, self->pareto_cancellable, on_pareto_loaded, NULL);
+  g_task_set_task_data (task, q, pareto_query_free);
+  bl_application_hold_task (task);
+  g_task_run_in_thread (task, pareto_thread);
 }
 
 /* The Pareto plot */
@@ -1521,6 +1668,7 @@ scan_hf_cache (BlWorkbench *self)
   cancel_and_clear (&self->hf_cancellable);
   self->hf_cancellable = g_cancellable_new ();
   task = g_task_new (self, self->hf_cancellable, on_hf_scanned, NULL);
+  bl_application_hold_task (task);
   g_task_run_in_thread (task, hf_scan_thread);
 }
 
