@@ -16,9 +16,11 @@ builddir=${BITLENS_BUILDDIR:-build}
 
 # Debian packages the build and the tests need.
 pkgs=(gcc pkg-config meson ninja-build libglib2.0-dev libjson-glib-dev libsqlite3-dev
-      libopenblas-dev liblapacke-dev)
+      libopenblas-dev liblapacke-dev libgtk-4-dev libadwaita-1-dev)
 if [ "$mode" = test ]; then
-  pkgs+=(clang)
+  # clang: the libFuzzer targets; xvfb + xauth: the GUI tests drive the real window on a
+  # virtual display; sqlite3: the CLI tests inspect the store after an interrupted run
+  pkgs+=(clang xvfb xauth sqlite3)
 fi
 
 missing=()
@@ -40,7 +42,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if [ ! -f "$builddir/build.ninja" ]; then
-  meson setup "$builddir" -Dgui=false
+  meson setup "$builddir" -Dgui=true
 fi
 ninja -C "$builddir"
 
@@ -58,6 +60,12 @@ case "$mode" in
       echo "run.sh: the demo model is not in this checkout; using ../shared/models/stories260k" >&2
       model=../shared/models/stories260k
     fi
+    gui="$builddir/ui/bitlens"
+    if [ -x "$gui" ] && { [ -n "${DISPLAY:-}" ] || [ -n "${WAYLAND_DISPLAY:-}" ]; }; then
+      # the workbench, on the demo model: its layers, and a perplexity measured on Brown
+      exec "$gui"
+    fi
+    echo "run.sh: no display; running the command-line shell (bitlens-cli) on the demo model" >&2
     "$cli" info "$model"
     "$cli" eval "$model" --text brown:test --max-windows 16
     ;;
