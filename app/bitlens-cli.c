@@ -34,6 +34,11 @@ static const Command commands[] = {
   { "sensitivity", bl_cli_sensitivity_main, "Per-layer sensitivity to a weight format (one-at-a-time KL, QSNR, Hessian proxy, LIM, ZD) and the Δppl estimator" },
   { "zeroshot", bl_cli_zeroshot_main, "Zero-shot accuracy and calibration on a multiple-choice task (PIQA, ARC, …)" },
   { "stats", bl_cli_stats_main, "Per-layer weight and activation statistics from a calibration pass (kurtosis, crest, outliers, LIM)" },
+  { "export", bl_cli_export_main, "Write a plan for a deployment tool: plan JSON, compressed-tensors, ModelOpt, llama.cpp, packed safetensors, GGUF" },
+  { "allocate", bl_cli_allocate_main, "The best per-layer formats from a menu under a bits, bytes or BOPs budget" },
+  { "scaling", bl_cli_scaling_main, "Scaling laws: FP training law calculator, INT/FP crossover map, quality-vs-bits fits" },
+  { "sweep", bl_cli_sweep_main, "Allocate, measure and store a Pareto sweep over bit budgets (shardable, resumable)" },
+  { "merge", bl_cli_merge_main, "Join the shard files of a sweep" },
 };
 
 static void

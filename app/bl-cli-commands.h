@@ -18,5 +18,10 @@ int bl_cli_runs_main     (int argc, char **argv);
 int bl_cli_zeroshot_main (int argc, char **argv);
 int bl_cli_sensitivity_main (int argc, char **argv);
 int bl_cli_stats_main    (int argc, char **argv);
+int bl_cli_export_main   (int argc, char **argv);
+int bl_cli_allocate_main (int argc, char **argv);
+int bl_cli_scaling_main  (int argc, char **argv);
+int bl_cli_sweep_main    (int argc, char **argv);
+int bl_cli_merge_main    (int argc, char **argv);
 
 G_END_DECLS

@@ -821,8 +821,8 @@ stored_bits (BlModel    *model,
  * @error: return location for an error
  *
  * The allocation problem of a model: one item per linear layer of the sensitivity budget,
- * one option per menu format, budget 0 the layer's exact bits under that format
- * (bl_format_spec_bits_for_shape(), scales included) and budget 1 its BOPs per token,
+ * one option per menu format, budget 0 the layer's exact total bits under that format
+ * (bl_format_spec_bits_for_shape() times the weights, scales included) and budget 1 its BOPs per token,
  * rows·cols·element bits·16 (HAWQ-V3's b_w·b_a with 16-bit activations).
  *
  * Returns: (transfer full) (nullable): the problem
@@ -894,7 +894,8 @@ bl_alloc_problem_new_from_sensitivity (BlSensitivity      *sensitivity,
                 return NULL;
               rows = s->rows;
               cols = s->cols;
-              costs[0] = bl_format_spec_bits_for_shape (&spec, rows, cols);
+              /* bits per weight times the weights: the tensor's total bits, an integer */
+              costs[0] = round (bl_format_spec_bits_for_shape (&spec, rows, cols) * (double) (rows * cols));
               costs[1] = (double) (rows * cols) * spec.bits * 16.0;
               loss = bl_alloc_objective_loss (objective, &meas);
             }

@@ -92,7 +92,8 @@ make_point (BlAllocProblem  *problem,
 /**
  * bl_sweep_make_points:
  * @problem: items are the layers (named as the engine names them), options are format specs
- *   or "none", budget 0 is each option's bits (bl_format_spec_bits_for_shape())
+ *   or "none", budget 0 is each option's total bits (bl_format_spec_bits_for_shape() times the
+ *   layer's weights)
  * @params: (array): the parameter count of every item
  * @objective: the name of the objective the losses come from, for the keys
  * @budgets: (array length=n_budgets): average bits per weight to allocate for

@@ -38,7 +38,7 @@ make_problem (double *params)
           double bits;
 
           g_assert_true (bl_format_spec_parse (menu[o], &spec, NULL));
-          bits = bl_format_spec_bits_for_shape (&spec, rows, cols);
+          bits = round (bl_format_spec_bits_for_shape (&spec, rows, cols) * (double) (rows * cols));
           bl_alloc_problem_add_option (p, item, menu[o], (1.0 + (l * 7) % 5) * exp2 (-2.0 * spec.bits), &bits);
         }
     }
@@ -164,9 +164,17 @@ test_points (void)
     }
   g_assert_cmpstr (((BlSweepPoint *) pts->pdata[1])->key, ==, "alloc:kl:4");
   g_assert_cmpstr (((BlSweepPoint *) pts->pdata[5])->key, ==, "uniform:int4:g32");
-  /* at equal bits the allocation predicts no more loss than the uniform plan */
-  g_assert_cmpfloat (((BlSweepPoint *) pts->pdata[1])->predicted_loss, <=,
+  /* int4:g32 costs 4.5 bits per weight (a 16-bit scale per 32), so the 5-bit budget affords
+   * it: the optimum under that budget predicts no more loss than the uniform plan, and the
+   * 4-bit budget cannot afford it */
+  g_assert_cmpfloat (((BlSweepPoint *) pts->pdata[5])->bits_per_weight, ==, 4.5);
+  g_assert_cmpfloat (((BlSweepPoint *) pts->pdata[1])->bits_per_weight, <, 4.5);
+  g_assert_cmpfloat (((BlSweepPoint *) pts->pdata[2])->predicted_loss, <=,
                      ((BlSweepPoint *) pts->pdata[5])->predicted_loss);
+  /* more bits never predict more loss */
+  for (guint k = 1; k < 4; k++)
+    g_assert_cmpfloat (((BlSweepPoint *) pts->pdata[k])->predicted_loss, <=,
+                       ((BlSweepPoint *) pts->pdata[k - 1])->predicted_loss);
 }
 
 /* four shards merged give exactly the unsharded sweep */
