@@ -7,7 +7,9 @@
 #include <math.h>
 #include <string.h>
 
+#include "bl-engine-private.h"
 #include "bl-error.h"
+#include "bl-moe.h"
 
 /**
  * SECTION:bl-engine
@@ -16,21 +18,14 @@
  * A #BlEngine holds a model's weights on a #BlBackend (widened to fp32, after the optional
  * weight hook) and runs Hugging Face's LlamaForCausalLM forward pass over one window of
  * tokens: llama, mistral and qwen2 layouts, grouped-query attention, q/k/v/o and MLP biases,
- * tied embeddings and an explicit head_dim. Each call starts from position 0; there is no
+ * tied embeddings and an explicit head_dim, and the sparse mixture-of-experts feed-forward of
+ * mixtral and qwen2_moe (bl-moe-forward.c). Each call starts from position 0; there is no
  * KV cache, because evaluation windows are independent.
  *
  * An engine is used from one thread at a time. The backend must outlive the engine.
  */
 
-typedef struct
-{
-  char *name;
-  BlLayerKind kind;
-  int rows;                   /* output features */
-  int cols;                   /* input features */
-  BlBuffer *w;
-  BlBuffer *bias;             /* NULL when the layer has none */
-} Linear;
+typedef BlEngineLinear Linear;
 
 typedef struct
 {
@@ -43,6 +38,7 @@ typedef struct
   Linear gate;
   Linear up;
   Linear down;
+  BlMoeMlp *moe;              /* the sparse feed-forward instead of gate/up/down, or NULL */
 } Block;
 
 struct _BlEngine
@@ -80,6 +76,7 @@ struct _BlEngine
   BlBuffer *gate;             /* [n, intermediate] */
   BlBuffer *up;
   BlBuffer *hook_in;          /* private copy of a linear input for the activation hook */
+  BlMoeScratch *moe_scratch;  /* the MoE feed-forward's buffers, NULL for a dense model */
   float *hook_host;           /* host copy when the backend cannot map buffers */
   float *kv_host;             /* host copy of k and v for the KV-cache hook, likewise */
 
@@ -118,6 +115,8 @@ activations_clear (BlEngine *self)
     }
   g_clear_pointer (&self->hook_host, g_free);
   g_clear_pointer (&self->kv_host, g_free);
+  bl_moe_scratch_free (self, self->moe_scratch);
+  self->moe_scratch = NULL;
   self->n_alloc = 0;
 }
 
@@ -150,6 +149,7 @@ bl_engine_free (BlEngine *self)
       linear_clear (self, &b->gate);
       linear_clear (self, &b->up);
       linear_clear (self, &b->down);
+      bl_moe_mlp_free (self, b->moe);
     }
   g_free (self->blocks);
   linear_clear (self, &self->lm_head);
@@ -350,8 +350,15 @@ load_weights (BlEngine  *self,
           !load_linear (self, &b->v, attn, "v_proj", BL_LAYER_ATTN_V, kv_dim, self->hidden,
                         c->attention_bias, error) ||
           !load_linear (self, &b->o, attn, "o_proj", BL_LAYER_ATTN_O, self->hidden, q_dim,
-                        c->o_proj_bias, error) ||
-          !load_linear (self, &b->gate, mlp, "gate_proj", BL_LAYER_MLP_GATE,
+                        c->o_proj_bias, error))
+        return FALSE;
+      if (bl_moe_config_is_moe (c))
+        {
+          if ((b->moe = bl_moe_mlp_new (self, l, error)) == NULL)
+            return FALSE;
+          continue;
+        }
+      if (!load_linear (self, &b->gate, mlp, "gate_proj", BL_LAYER_MLP_GATE,
                         self->intermediate, self->hidden, c->mlp_bias, error) ||
           !load_linear (self, &b->up, mlp, "up_proj", BL_LAYER_MLP_UP,
                         self->intermediate, self->hidden, c->mlp_bias, error) ||
@@ -418,7 +425,7 @@ bl_engine_new (BlModel             *model,
   if (!check_config (self, c, error))
     return NULL;
   self->hidden = c->hidden_size;
-  self->intermediate = c->intermediate_size;
+  self->intermediate = bl_moe_widest_intermediate (c);
   self->n_layers = c->n_layers;
   self->n_heads = c->n_heads;
   self->n_kv_heads = c->n_kv_heads;
@@ -492,6 +499,8 @@ find_linear (BlEngine    *self,
              const char  *layer_name,
              GError     **error)
 {
+  Linear *l_moe;
+
   if (g_str_equal (layer_name, self->lm_head.name))
     return &self->lm_head;
   for (int l = 0; l < self->n_layers; l++)
@@ -500,8 +509,10 @@ find_linear (BlEngine    *self,
       Linear *all[] = { &b->q, &b->k, &b->v, &b->o, &b->gate, &b->up, &b->down };
 
       for (guint i = 0; i < G_N_ELEMENTS (all); i++)
-        if (g_str_equal (layer_name, all[i]->name))
+        if (all[i]->name != NULL && g_str_equal (layer_name, all[i]->name))
           return all[i];
+      if (b->moe != NULL && (l_moe = bl_moe_mlp_find_linear (b->moe, layer_name)) != NULL)
+        return l_moe;
     }
   g_set_error (error, BL_ERROR, BL_ERROR_NOT_FOUND, "The engine of %s has no linear layer “%s”",
                bl_model_get_path (self->model), layer_name);
@@ -813,6 +824,12 @@ run_blocks (BlEngine      *self,
         return FALSE;
 
       bl_backend_rmsnorm (be, self->h, self->x, b->mlp_norm, n, self->hidden, self->eps);
+      if (b->moe != NULL)
+        {
+          if (!bl_moe_mlp_forward (self, b->moe, &self->moe_scratch, self->x, self->h, n, error))
+            return FALSE;
+          continue;
+        }
       if (!linear (self, &b->gate, l, self->gate, self->h, n, FALSE, error) ||
           !linear (self, &b->up, l, self->up, self->h, n, FALSE, error))
         return FALSE;
@@ -960,4 +977,46 @@ bl_engine_nll (BlEngine      *self,
   return bl_backend_nll (self->backend, head_in, self->lm_head.w, first_target - 1,
                          n - first_target, self->hidden, self->vocab, ids + first_target, nll,
                          error);
+}
+
+/* For the MoE feed-forward (bl-engine-private.h) */
+
+gboolean
+bl_engine_load_linear (BlEngine        *self,
+                       BlEngineLinear  *l,
+                       const char      *prefix,
+                       const char      *proj,
+                       BlLayerKind      kind,
+                       int              rows,
+                       int              cols,
+                       gboolean         has_bias,
+                       GError         **error)
+{
+  return load_linear (self, l, prefix, proj, kind, rows, cols, has_bias, error);
+}
+
+void
+bl_engine_clear_linear (BlEngine       *self,
+                        BlEngineLinear *l)
+{
+  linear_clear (self, l);
+}
+
+gboolean
+bl_engine_run_linear (BlEngine        *self,
+                      BlEngineLinear  *l,
+                      int              block,
+                      BlBuffer        *y,
+                      BlBuffer        *x,
+                      int              n,
+                      gboolean         accumulate,
+                      GError         **error)
+{
+  return linear (self, l, block, y, x, n, accumulate, error);
+}
+
+const BlEngineHooks *
+bl_engine_get_hooks (BlEngine *self)
+{
+  return &self->hooks;
 }

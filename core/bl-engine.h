@@ -79,11 +79,34 @@ typedef void (*BlKvCacheFunc) (int       block,
                                gpointer  user_data);
 
 /**
+ * BlRoutingFunc:
+ * @block: the transformer block
+ * @experts: [@n_tokens, @top_k] the experts each token chose, best first
+ * @weights: [@n_tokens, @top_k] their routing weights after top-k (renormalised to sum 1
+ *   where the model does)
+ * @n_tokens: tokens in the window
+ * @n_experts: routed experts of the block
+ * @top_k: experts per token
+ * @user_data: #BlEngineHooks.user_data
+ *
+ * Called in every mixture-of-experts block of every forward pass once the router has chosen,
+ * before the experts run: this is where routing statistics are collected (bl-moe.h).
+ */
+typedef void (*BlRoutingFunc) (int           block,
+                               const int    *experts,
+                               const float  *weights,
+                               int           n_tokens,
+                               int           n_experts,
+                               int           top_k,
+                               gpointer      user_data);
+
+/**
  * BlEngineHooks:
  * @weight_transform: (nullable): see #BlWeightTransformFunc
  * @activation: (nullable): see #BlActivationFunc
  * @user_data: passed to every hook
  * @kv_cache: (nullable): see #BlKvCacheFunc
+ * @routing: (nullable): see #BlRoutingFunc
  *
  * Optional callbacks for quantizers and calibration statistics. Copied by bl_engine_new().
  * Without hooks the forward pass is exactly the unhooked one.
@@ -94,6 +117,7 @@ typedef struct
   BlActivationFunc activation;
   gpointer user_data;
   BlKvCacheFunc kv_cache;
+  BlRoutingFunc routing;
 } BlEngineHooks;
 
 typedef struct _BlEngine BlEngine;

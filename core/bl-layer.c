@@ -30,7 +30,8 @@ G_DEFINE_ENUM_TYPE (BlLayerKind, bl_layer_kind,
   G_DEFINE_ENUM_VALUE (BL_LAYER_MLP_UP, "mlp_up"),
   G_DEFINE_ENUM_VALUE (BL_LAYER_MLP_DOWN, "mlp_down"),
   G_DEFINE_ENUM_VALUE (BL_LAYER_NORM, "norm"),
-  G_DEFINE_ENUM_VALUE (BL_LAYER_LM_HEAD, "lm_head"))
+  G_DEFINE_ENUM_VALUE (BL_LAYER_LM_HEAD, "lm_head"),
+  G_DEFINE_ENUM_VALUE (BL_LAYER_MOE_ROUTER, "moe_router"))
 
 enum {
   PROP_0,
@@ -265,6 +266,9 @@ bl_layer_kind_is_linear (BlLayerKind kind)
       return TRUE;
     case BL_LAYER_EMBEDDING:
     case BL_LAYER_NORM:
+    /* A router's error changes which experts run, not just how well; like MC-MoE, Bitlens
+     * keeps routers out of the weight quantizers' reach. */
+    case BL_LAYER_MOE_ROUTER:
     default:
       return FALSE;
     }

@@ -29,9 +29,13 @@ static const Architecture architectures[] = {
   { "llama", 2048, FALSE, TRUE, TRUE },
   { "mistral", 4096 * 32, FALSE, FALSE, FALSE },
   { "qwen2", 32768, TRUE, FALSE, FALSE },
+  /* models/mixtral/configuration_mixtral.py, models/qwen2_moe/configuration_qwen2_moe.py */
+  { "mixtral", 4096 * 32, FALSE, FALSE, FALSE },
+  { "qwen2_moe", 32768, TRUE, FALSE, FALSE },
 };
 
-static const char * const supported_types[] = { "llama", "mistral", "qwen2", NULL };
+static const char * const supported_types[] = { "llama", "mistral", "qwen2", "mixtral",
+                                                 "qwen2_moe", NULL };
 
 /* All three config classes default to these. */
 #define DEFAULT_RMS_NORM_EPS 1e-6
@@ -284,6 +288,53 @@ find_architecture (JsonObject  *root,
   return NULL;
 }
 
+/* The sparse feed-forward of mixtral and qwen2_moe, with the config classes' defaults
+ * (MixtralConfig: 8 local experts, top-2, always renormalised, experts as wide as
+ * intermediate_size; Qwen2MoeConfig: 60 experts, top-4, norm_topk_prob false, expert width
+ * moe_intermediate_size 1408, a shared expert of 5632). Qwen2-MoE models that keep dense MLPs
+ * in some layers (decoder_sparse_step > 1, mlp_only_layers) are refused: the forward pass
+ * runs every block sparse. */
+static gboolean
+read_moe (BlModelConfig  *c,
+          JsonObject     *root,
+          const char     *filename,
+          GError        **error)
+{
+  int step;
+  JsonNode *only;
+
+  if (strcmp (c->model_type, "mixtral") == 0)
+    {
+      c->norm_topk_prob = TRUE;
+      c->moe_intermediate_size = c->intermediate_size;
+      return get_size (root, "num_local_experts", 8, &c->n_experts, filename, error) &&
+             get_size (root, "num_experts_per_tok", 2, &c->n_experts_per_tok, filename, error);
+    }
+  if (strcmp (c->model_type, "qwen2_moe") != 0)
+    return TRUE;
+
+  if (!get_size (root, "num_experts", 60, &c->n_experts, filename, error) ||
+      !get_size (root, "num_experts_per_tok", 4, &c->n_experts_per_tok, filename, error) ||
+      !get_size (root, "moe_intermediate_size", 1408, &c->moe_intermediate_size, filename,
+                 error) ||
+      !get_size (root, "shared_expert_intermediate_size", 5632,
+                 &c->shared_expert_intermediate_size, filename, error) ||
+      !get_bool (root, "norm_topk_prob", FALSE, &c->norm_topk_prob, filename, error) ||
+      !get_size (root, "decoder_sparse_step", 1, &step, filename, error))
+    return FALSE;
+  only = get_member (root, "mlp_only_layers");
+  if (step != 1 || (only != NULL && (!JSON_NODE_HOLDS_ARRAY (only) ||
+                                     json_array_get_length (json_node_get_array (only)) > 0)))
+    {
+      g_set_error (error, BL_ERROR, BL_ERROR_UNSUPPORTED_ARCHITECTURE,
+                   "%s: dense MLP layers among the sparse ones (decoder_sparse_step %d, "
+                   "mlp_only_layers) are not supported; Bitlens runs every block sparse",
+                   filename, step);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 /**
  * bl_model_config_new_from_data:
  * @data: the text of a config.json
@@ -291,7 +342,8 @@ find_architecture (JsonObject  *root,
  * @filename: the name used in error messages
  * @error: return location for an error
  *
- * Reads the architecture of a Llama-family model (model_type llama, mistral or qwen2).
+ * Reads the architecture of a Llama-family model (model_type llama, mistral or qwen2) or of
+ * a mixture of experts built on it (mixtral, qwen2_moe: see read_moe()).
  * Absent or null fields take the defaults of the transformers config class:
  * num_key_value_heads = num_attention_heads, head_dim = hidden_size / num_attention_heads,
  * rope_theta 10000, rms_norm_eps 1e-6, tie_word_embeddings false. The bias switches follow
@@ -414,6 +466,16 @@ bl_model_config_new_from_data (const char  *data,
   if (dtype == NULL && !get_string (root, "dtype", &dtype, filename, error))
     return NULL;
   c->torch_dtype = g_strdup (dtype);
+
+  if (!read_moe (c, root, filename, error))
+    return NULL;
+  if (c->n_experts > 0 && c->n_experts_per_tok > c->n_experts)
+    {
+      g_set_error (error, BL_ERROR, BL_ERROR_CORRUPT_FILE,
+                   "%s: num_experts_per_tok %d exceeds the %d experts",
+                   filename, c->n_experts_per_tok, c->n_experts);
+      return NULL;
+    }
 
   return g_steal_pointer (&c);
 }

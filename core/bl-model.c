@@ -10,6 +10,7 @@
 #include "bl-json-private.h"
 #include "bl-layer-private.h"
 #include "bl-model-config.h"
+#include "bl-moe.h"
 #include "bl-safetensors.h"
 
 /* Hashing reads the mapping in slices so that a cancel is noticed within one slice. */
@@ -514,6 +515,53 @@ expect_norm (BlModel     *self,
   return TRUE;
 }
 
+/* The sparse feed-forward of block @block (bl-moe.h names): the router, every expert's
+ * gate, up and down projections, and Qwen2-MoE's shared expert and its gate. */
+static gboolean
+expect_moe (BlModel  *self,
+            Rows     *rows,
+            int       block,
+            GError  **error)
+{
+  const BlModelConfig *c = self->config;
+  BlMoeStyle style = bl_moe_config_style (c);
+  static const BlMoeRole roles[] = { BL_MOE_ROLE_GATE, BL_MOE_ROLE_UP, BL_MOE_ROLE_DOWN };
+  static const BlLayerKind kinds[] = { BL_LAYER_MLP_GATE, BL_LAYER_MLP_UP, BL_LAYER_MLP_DOWN };
+  gboolean shared = c->shared_expert_intermediate_size > 0;
+  int n_expert_sets = c->n_experts + (shared ? 1 : 0);
+
+  /* The router [n_experts, hidden] and the shared expert's gate [1, hidden] */
+  for (int g = 0; g < (shared ? 2 : 1); g++)
+    {
+      BlMoeRole role = g == 0 ? BL_MOE_ROLE_ROUTER : BL_MOE_ROLE_SHARED_GATE;
+      g_autofree char *name = bl_moe_tensor_name (style, block, -1, role);
+      const Entry *weight;
+
+      if (!expect (self, name, g == 0 ? c->n_experts : 1, c->hidden_size, TRUE, &weight, error))
+        return FALSE;
+      add_row (rows, BL_LAYER_MOE_ROUTER, block, weight, NULL);
+    }
+  for (int e = 0; e < n_expert_sets; e++)
+    {
+      int expert = e < c->n_experts ? e : BL_MOE_SHARED_EXPERT;
+      int64_t inter = e < c->n_experts ? c->moe_intermediate_size
+                                       : c->shared_expert_intermediate_size;
+
+      for (guint i = 0; i < G_N_ELEMENTS (roles); i++)
+        {
+          g_autofree char *name = bl_moe_tensor_name (style, block, expert, roles[i]);
+          gboolean down = roles[i] == BL_MOE_ROLE_DOWN;
+          const Entry *weight;
+
+          if (!expect (self, name, down ? c->hidden_size : inter, down ? inter : c->hidden_size,
+                       TRUE, &weight, error))
+            return FALSE;
+          add_row (rows, kinds[i], block, weight, NULL);
+        }
+    }
+  return TRUE;
+}
+
 /* Checks every tensor the Llama forward pass reads (transformers modeling_llama.py,
  * modeling_mistral.py, modeling_qwen2.py) against the shapes the config implies, and builds
  * the rows: embedding, then each block (q, k, v, o, gate, up, down, input and
@@ -556,8 +604,17 @@ check_architecture (BlModel  *self,
           !expect_linear (self, &rows, b, "self_attn.v_proj", BL_LAYER_ATTN_V, kv_dim,
                           c->hidden_size, c->attention_bias, error) ||
           !expect_linear (self, &rows, b, "self_attn.o_proj", BL_LAYER_ATTN_O, c->hidden_size,
-                          q_dim, c->o_proj_bias, error) ||
-          !expect_linear (self, &rows, b, "mlp.gate_proj", BL_LAYER_MLP_GATE,
+                          q_dim, c->o_proj_bias, error))
+        return FALSE;
+      if (c->n_experts > 0)
+        {
+          if (!expect_moe (self, &rows, b, error) ||
+              !expect_norm (self, &rows, b, input_norm, error) ||
+              !expect_norm (self, &rows, b, post_norm, error))
+            return FALSE;
+          continue;
+        }
+      if (!expect_linear (self, &rows, b, "mlp.gate_proj", BL_LAYER_MLP_GATE,
                           c->intermediate_size, c->hidden_size, c->mlp_bias, error) ||
           !expect_linear (self, &rows, b, "mlp.up_proj", BL_LAYER_MLP_UP,
                           c->intermediate_size, c->hidden_size, c->mlp_bias, error) ||

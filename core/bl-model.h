@@ -19,7 +19,7 @@ G_BEGIN_DECLS
  */
 typedef struct
 {
-  char *model_type;          /* "llama", "mistral", "qwen2" */
+  char *model_type;          /* "llama", "mistral", "qwen2", "mixtral", "qwen2_moe" */
   char *architecture;        /* architectures[0], e.g. "LlamaForCausalLM" */
   int vocab_size;
   int hidden_size;
@@ -38,6 +38,12 @@ typedef struct
   int bos_token_id;          /* -1 when absent */
   int eos_token_id;          /* -1 when absent */
   char *torch_dtype;
+  /* Mixture of experts (mixtral, qwen2_moe); n_experts is 0 for a dense model */
+  int n_experts;             /* routed experts per block */
+  int n_experts_per_tok;     /* top-k */
+  int moe_intermediate_size; /* an expert's intermediate size */
+  int shared_expert_intermediate_size; /* qwen2_moe's shared expert, 0 when there is none */
+  gboolean norm_topk_prob;   /* renormalise the top-k routing weights to sum 1 */
 } BlModelConfig;
 
 typedef enum
@@ -52,6 +58,7 @@ typedef enum
   BL_LAYER_MLP_DOWN,
   BL_LAYER_NORM,
   BL_LAYER_LM_HEAD,
+  BL_LAYER_MOE_ROUTER,       /* an MoE router or shared-expert gate: kept in full precision */
 } BlLayerKind;
 
 #define BL_TYPE_LAYER_KIND (bl_layer_kind_get_type ())

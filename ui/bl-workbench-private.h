@@ -86,7 +86,6 @@ struct _BlWorkbench
 
   /* Sensitivity and the instant estimate */
   GCancellable *sensitivity_cancellable;
-  BlBackend *sensitivity_backend;
   BlSensitivity *sensitivity;
   BlEstimator *estimator;    /* used by one worker at a time, under estimator_lock */
   GMutex estimator_lock;

@@ -106,7 +106,6 @@ drop_model (BlWorkbench *self)
   g_clear_object (&self->estimator);
   g_mutex_unlock (&self->estimator_lock);
   g_clear_object (&self->sensitivity);
-  g_clear_pointer (&self->sensitivity_backend, bl_backend_free);
   bl_metrics_bar_set_estimate (self->metrics_bar, NAN);
   bl_layer_browser_set_note (self->browser, NULL);
   if (self->measurement != NULL)
@@ -1166,7 +1165,11 @@ on_sensitivity_done (GObject      *source,
         bl_layer_item_set_sensitivity (item, ls->kl);
     }
   bl_layer_browser_set_note (self->browser, "sensitivity: output KL with one layer in " SENSITIVITY_SPEC);
-  self->sensitivity_backend = g_steal_pointer (&t->backend);
+  /* the sensitivity's engine borrows the backend, and a queued estimate may hold the
+   * estimator (and through it the sensitivity) after the model is dropped: the backend
+   * lives exactly as long as the sensitivity (its qdata is cleared after its finalize) */
+  g_object_set_data_full (G_OBJECT (t->sensitivity), "bitlens-backend", g_steal_pointer (&t->backend),
+                          (GDestroyNotify) bl_backend_free);
   self->sensitivity = g_steal_pointer (&t->sensitivity);
   self->estimator = g_steal_pointer (&t->estimator);
   update_estimate (self);
