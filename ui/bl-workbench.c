@@ -1390,6 +1390,9 @@ add_recent (BlWorkbench   *self,
   g_auto(GStrv) recent = NULL;
   guint n = 1;
 
+  /* already first: nothing to write */
+  if (old[0] != NULL && g_str_equal (old[0], path))
+    return;
   g_strv_builder_add (b, path);
   for (guint i = 0; old[i] != NULL && n < MAX_RECENT; i++)
     if (!g_str_equal (old[i], path))
@@ -1699,6 +1702,28 @@ on_drop (GtkDropTarget *target,
   return TRUE;
 }
 
+/* The GNOME pattern: the size is saved once, when the window closes, and only the keys
+ * whose value changed are written. */
+static gboolean
+save_window_state (GtkWindow *window)
+{
+  BlWorkbench *self = BL_WORKBENCH (window);
+  gboolean maximized = gtk_window_is_maximized (window);
+  int width, height;
+
+  if (maximized != g_settings_get_boolean (self->settings, "window-maximized"))
+    g_settings_set_boolean (self->settings, "window-maximized", maximized);
+  if (!maximized)
+    {
+      gtk_window_get_default_size (window, &width, &height);
+      if (width > 0 && width != g_settings_get_int (self->settings, "window-width"))
+        g_settings_set_int (self->settings, "window-width", width);
+      if (height > 0 && height != g_settings_get_int (self->settings, "window-height"))
+        g_settings_set_int (self->settings, "window-height", height);
+    }
+  return GTK_WINDOW_CLASS (bl_workbench_parent_class)->close_request (window);
+}
+
 static void
 bl_workbench_constructed (GObject *object)
 {
@@ -1706,9 +1731,12 @@ bl_workbench_constructed (GObject *object)
 
   G_OBJECT_CLASS (bl_workbench_parent_class)->constructed (object);
 
-  g_settings_bind (self->settings, "window-width", self, "default-width", G_SETTINGS_BIND_DEFAULT);
-  g_settings_bind (self->settings, "window-height", self, "default-height", G_SETTINGS_BIND_DEFAULT);
-  g_settings_bind (self->settings, "window-maximized", self, "maximized", G_SETTINGS_BIND_DEFAULT);
+  /* read once here and written once on close (save_window_state()): a binding would write
+   * the settings on every size allocation */
+  gtk_window_set_default_size (GTK_WINDOW (self), g_settings_get_int (self->settings, "window-width"),
+                               g_settings_get_int (self->settings, "window-height"));
+  if (g_settings_get_boolean (self->settings, "window-maximized"))
+    gtk_window_maximize (GTK_WINDOW (self));
   g_signal_connect_object (self->settings, "changed::recent-models",
                            G_CALLBACK (bl_workbench_rebuild_models_menu), self, G_CONNECT_SWAPPED);
   g_signal_connect_object (self->settings, "changed::eval-ctx",
@@ -1747,7 +1775,9 @@ bl_workbench_class_init (BlWorkbenchClass *klass)
 {
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
   GtkWidgetClass *widget_class = GTK_WIDGET_CLASS (klass);
+  GtkWindowClass *window_class = GTK_WINDOW_CLASS (klass);
 
+  window_class->close_request = save_window_state;
   object_class->constructed = bl_workbench_constructed;
   object_class->dispose = bl_workbench_dispose;
   object_class->finalize = bl_workbench_finalize;
