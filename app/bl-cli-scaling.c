@@ -25,7 +25,8 @@ print_usage (void)
            "crossover  per linear layer and INT/FP pair, the block crest factors and whether INT or FP\n"
            "           has the higher QSNR, by the INT-vs-FP theory and measured (methods.md §2)\n"
            "fit        quality against total model bits over the points of sweep files, one curve\n"
-           "           per uniform format and one for the allocated plans, with 95%% bands and the\n"
+           "           per uniform format, one for every uniform plan pooled and one for the allocated\n"
+           "           plans, with 95%% bands and the\n"
            "           bits where two curves cross (methods.md §4)\n");
 }
 
@@ -141,6 +142,28 @@ curve_free (gpointer data)
   g_free (c);
 }
 
+static void
+curve_add (GHashTable *by_name,
+           GPtrArray  *curves,
+           const char *name,
+           double      bits,
+           double      quality)
+{
+  Curve *c = g_hash_table_lookup (by_name, name);
+
+  if (c == NULL)
+    {
+      c = g_new0 (Curve, 1);
+      c->name = g_strdup (name);
+      c->bits = g_array_new (FALSE, FALSE, sizeof (double));
+      c->quality = g_array_new (FALSE, FALSE, sizeof (double));
+      g_hash_table_insert (by_name, c->name, c);
+      g_ptr_array_add (curves, c);
+    }
+  g_array_append_val (c->bits, bits);
+  g_array_append_val (c->quality, quality);
+}
+
 static int
 fit_main (int    argc,
           char **argv)
@@ -182,23 +205,16 @@ fit_main (int    argc,
       for (guint k = 0; k < points->len; k++)
         {
           const BlSweepPoint *p = points->pdata[k];
-          g_autofree char *name = g_str_equal (p->kind, "uniform") ? g_strdup (p->label) : g_strdup ("allocated");
-          Curve *c = g_hash_table_lookup (by_name, name);
+          gboolean uniform = g_str_equal (p->kind, "uniform");
           double q = use_nll ? p->nll : p->kl;
 
           if (!isfinite (q))
             continue;
-          if (c == NULL)
-            {
-              c = g_new0 (Curve, 1);
-              c->name = g_steal_pointer (&name);
-              c->bits = g_array_new (FALSE, FALSE, sizeof (double));
-              c->quality = g_array_new (FALSE, FALSE, sizeof (double));
-              g_hash_table_insert (by_name, c->name, c);
-              g_ptr_array_add (curves, c);
-            }
-          g_array_append_val (c->bits, p->total_bits);
-          g_array_append_val (c->quality, q);
+          curve_add (by_name, curves, uniform ? p->label : "allocated", p->total_bits, q);
+          /* one model's sweep holds one point per uniform format: pooled, the uniform plans
+           * still make a curve to set against the allocated one */
+          if (uniform)
+            curve_add (by_name, curves, "uniform (every format)", p->total_bits, q);
           lo = MIN (lo, p->total_bits);
           hi = MAX (hi, p->total_bits);
         }

@@ -52,6 +52,10 @@ run_cli sweep "$model" --menu int4:g64 --windows 4 --ctx 128 -j 1 --db "$tmp/sto
 [ $? -eq 1 ] && grep -q 'belongs to another sweep' "$tmp/err" && ok "a file of another sweep is refused" \
   || not_ok "other sweep" "$(cat "$tmp/err")"
 
+run_cli scaling fit --model power-law "$tmp/whole.db"
+[ $? -eq 0 ] && grep -q '^allocated  *3 points, centre' "$tmp/out" && grep -q '^uniform (every format)  *3 points' "$tmp/out" \
+  && ok "scaling fit: the allocated plans and the pooled uniform plans each make a curve" || not_ok "scaling fit" "$(cat "$tmp/out" "$tmp/err")"
+
 check "allocate at 5 bits" "$cli" allocate "$model" --menu int4:g32:q4_0,int8:g32 --bits 5 --windows 4 --ctx 128 -j 1 \
   --db "$tmp/store.db" --out "$tmp/plan.json"
 grep -q 'method kl: 4.99' "$tmp/out" && ok "the allocation meets the budget" || not_ok "budget" "$(tail -3 "$tmp/out")"
