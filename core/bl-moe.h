@@ -241,6 +241,7 @@ gboolean      bl_moe_profile_run          (BlMoeProfile       *self,
                                            int                 ctx,
                                            GCancellable       *cancellable,
                                            GError            **error);
+BlModel      *bl_moe_profile_get_model    (BlMoeProfile       *self);
 guint         bl_moe_profile_get_n_blocks (BlMoeProfile       *self);
 const BlMoeBlockRouting *bl_moe_profile_get_block (BlMoeProfile *self,
                                            guint               index);
@@ -291,6 +292,45 @@ double       bl_moe_pmq_importance        (double                 frequency,
                                            double                 mean_weight,
                                            double                 alpha,
                                            double                 beta);
+
+/**
+ * BlMoePmqBlock:
+ * @block: the transformer block
+ * @n_experts: routed experts
+ * @n_options: menu entries
+ * @frequency: [@n_experts] f_e normalised to sum 1 over the block
+ * @mean_weight: [@n_experts] w_e normalised likewise
+ * @importance: [@n_experts] f_e^α · w_e^β
+ * @loss: [@n_experts × @n_options] ε_e(b) (bl_moe_profile_expert_loss())
+ * @cost: [@n_options] bits per weight of one expert under each option, scales included
+ * @choice: [@n_experts] the chosen option of every expert
+ * @objective: the optimum of PMQ's objective
+ * @avg_bits: the chosen options' mean bits per weight
+ *
+ * PMQ's allocation of one MoE block (bl_moe_pmq_allocate()).
+ */
+typedef struct
+{
+  int block;
+  int n_experts;
+  int n_options;
+  double *frequency;
+  double *mean_weight;
+  double *importance;
+  double *loss;
+  double *cost;
+  int *choice;
+  double objective;
+  double avg_bits;
+} BlMoePmqBlock;
+
+GArray      *bl_moe_pmq_allocate          (BlMoeProfile         *profile,
+                                           const char * const   *menu,
+                                           double                avg_bits,
+                                           double                alpha,
+                                           double                beta,
+                                           GCancellable         *cancellable,
+                                           GError              **error);
 
 BlQuantPlan *bl_moe_plan_new              (BlModel              *model,
                                            const char * const   *menu,

@@ -9,6 +9,7 @@
 
 #include "bl-error.h"
 #include "bl-json-private.h"
+#include "bl-moe.h"
 #include "bl-quant-algo.h"
 
 /**
@@ -1189,39 +1190,66 @@ linear_info_clear (gpointer data)
   g_free (((LinearInfo *) data)->name);
 }
 
+/* Appends the two-dimensional tensor @name as a linear layer; takes @name. */
+static gboolean
+append_linear (BlModel      *model,
+               GArray       *out,
+               char         *name,
+               BlLayerKind   kind,
+               int           block,
+               GError      **error)
+{
+  LinearInfo info = { name, kind, block, 0, 0, 0.0 };
+  const BlTensor *t = bl_model_get_tensor (model, name);
+
+  if (t == NULL || t->n_dims != 2)
+    {
+      g_set_error (error, BL_ERROR, BL_ERROR_NOT_FOUND,
+                   "Model %s has no two-dimensional tensor “%s”",
+                   bl_model_get_path (model), name);
+      g_free (name);
+      return FALSE;
+    }
+  info.rows = t->shape[0];
+  info.cols = t->shape[1];
+  info.stored_bits = 8.0 * bl_dtype_size (t->dtype);
+  g_array_append_val (out, info);
+  return TRUE;
+}
+
 /* The linear layers in the engine's order and naming (bl-engine.c): the seven projections of
- * every block, then "lm_head.weight". */
+ * every block, then "lm_head.weight". In a mixture of experts (bl-moe.h) the block's MLP
+ * projections are those of every routed expert, then of the shared expert; the routers stay
+ * outside the plan, in full precision. */
 static GArray *
 list_linear_layers (BlModel  *model,
                     GError  **error)
 {
   const BlModelConfig *c = bl_model_get_config (model);
+  BlMoeStyle style = bl_moe_config_style (c);
+  static const BlMoeRole roles[] = { BL_MOE_ROLE_GATE, BL_MOE_ROLE_UP, BL_MOE_ROLE_DOWN };
   g_autoptr(GArray) out = g_array_new (FALSE, TRUE, sizeof (LinearInfo));
 
   g_array_set_clear_func (out, linear_info_clear);
   for (int b = 0; b < c->n_layers; b++)
-    for (guint p = 0; p < G_N_ELEMENTS (projections); p++)
-      {
-        LinearInfo info = { 0 };
-        const BlTensor *t;
+    {
+      int n_sets = c->n_experts + (c->shared_expert_intermediate_size > 0 ? 1 : 0);
 
-        info.name = g_strdup_printf ("model.layers.%d.%s.weight", b, projections[p]);
-        info.kind = projection_kinds[p];
-        info.block = b;
-        t = bl_model_get_tensor (model, info.name);
-        if (t == NULL || t->n_dims != 2)
-          {
-            g_set_error (error, BL_ERROR, BL_ERROR_NOT_FOUND,
-                         "Model %s has no two-dimensional tensor “%s”",
-                         bl_model_get_path (model), info.name);
-            g_free (info.name);
+      for (guint p = 0; p < G_N_ELEMENTS (projections); p++)
+        if ((style == BL_MOE_STYLE_NONE || projection_kinds[p] < BL_LAYER_MLP_GATE) &&
+            !append_linear (model, out,
+                            g_strdup_printf ("model.layers.%d.%s.weight", b, projections[p]),
+                            projection_kinds[p], b, error))
+          return NULL;
+      for (int e = 0; style != BL_MOE_STYLE_NONE && e < n_sets; e++)
+        for (guint r = 0; r < G_N_ELEMENTS (roles); r++)
+          if (!append_linear (model, out,
+                              bl_moe_tensor_name (style, b, e < c->n_experts ? e
+                                                                            : BL_MOE_SHARED_EXPERT,
+                                                  roles[r]),
+                              projection_kinds[4 + r], b, error))
             return NULL;
-          }
-        info.rows = t->shape[0];
-        info.cols = t->shape[1];
-        info.stored_bits = 8.0 * bl_dtype_size (t->dtype);
-        g_array_append_val (out, info);
-      }
+    }
 
   {
     LinearInfo info = { 0 };
