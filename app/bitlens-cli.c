@@ -39,6 +39,7 @@ static const Command commands[] = {
   { "scaling", bl_cli_scaling_main, "Scaling laws: FP training law calculator, INT/FP crossover map, quality-vs-bits fits" },
   { "sweep", bl_cli_sweep_main, "Allocate, measure and store a Pareto sweep over bit budgets (shardable, resumable)" },
   { "merge", bl_cli_merge_main, "Join the shard files of a sweep" },
+  { "moe", bl_cli_moe_main, "Mixture of experts: per-expert statistics, routing frequency and MC-MoE's PMQ bit allocation" },
 };
 
 static void

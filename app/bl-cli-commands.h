@@ -23,5 +23,6 @@ int bl_cli_allocate_main (int argc, char **argv);
 int bl_cli_scaling_main  (int argc, char **argv);
 int bl_cli_sweep_main    (int argc, char **argv);
 int bl_cli_merge_main    (int argc, char **argv);
+int bl_cli_moe_main      (int argc, char **argv);
 
 G_END_DECLS

@@ -202,10 +202,17 @@ bl_moe_pmq_solve (const BlMoePmqProblem  *problem,
         best_i = i;
       }
   if (final->len == 0)
-    g_set_error (error, BL_ERROR, BL_ERROR_INVALID_ARGUMENT,
-                 "No assignment of %d experts fits the budget %g with one expert at each of "
-                 "the %d widest options (the cheapest needs more)", p->n_experts, p->budget,
-                 p->n_required);
+    {
+      /* the cheapest feasible assignment: the required options once, the cheapest elsewhere */
+      double least = (p->n_experts - p->n_required) * p->cost[0];
+
+      for (int r = 0; r < p->n_required; r++)
+        least += p->cost[p->n_options - 1 - r];
+      g_set_error (error, BL_ERROR, BL_ERROR_INVALID_ARGUMENT,
+                   "No assignment of %d experts fits the budget %g with one expert at each of "
+                   "the %d widest options; the cheapest costs %g", p->n_experts, p->budget,
+                   p->n_required, least);
+    }
   else
     {
       guint f = want, i = best_i;

@@ -11,6 +11,7 @@
 #include "bl-engine.h"
 #include "bl-error.h"
 #include "bl-metrics-error.h"
+#include "bl-protocol.h"
 
 static const BlMoeRole expert_roles[] = { BL_MOE_ROLE_GATE, BL_MOE_ROLE_UP, BL_MOE_ROLE_DOWN };
 
@@ -293,9 +294,10 @@ activation_hook (const char  *layer_name,
  * bl_moe_profile_run:
  * @self: a profile
  * @backend: the backend to run the full-precision model on
- * @ids: [@n_windows × @ctx] token ids
- * @n_windows: windows
- * @ctx: ids per window
+ * @ids: the tokenized calibration text
+ * @n_ids: its length
+ * @windows: (element-type BlWindow): the windows to run, e.g. from bl_calib_make_windows()
+ *   (each runs from its start for its length; first_target and bos_first are not read)
  * @cancellable: (nullable): checked between windows and layers
  * @error: return location for a #GError
  *
@@ -310,8 +312,8 @@ gboolean
 bl_moe_profile_run (BlMoeProfile   *self,
                     BlBackend      *backend,
                     const int32_t  *ids,
-                    int             n_windows,
-                    int             ctx,
+                    gint64          n_ids,
+                    GArray         *windows,
                     GCancellable   *cancellable,
                     GError        **error)
 {
@@ -319,16 +321,29 @@ bl_moe_profile_run (BlMoeProfile   *self,
   g_autoptr(BlEngine) engine = NULL;
 
   g_return_val_if_fail (self != NULL && backend != NULL, FALSE);
-  g_return_val_if_fail (ids != NULL || n_windows == 0, FALSE);
+  g_return_val_if_fail (windows != NULL, FALSE);
+  g_return_val_if_fail (ids != NULL || windows->len == 0, FALSE);
 
   hooks.routing = routing_hook;
   hooks.activation = activation_hook;
   hooks.user_data = self;
   if ((engine = bl_engine_new (self->model, backend, &hooks, error)) == NULL)
     return FALSE;
-  for (int w = 0; w < n_windows; w++)
-    if (!bl_engine_forward (engine, ids + (size_t) w * ctx, ctx, NULL, cancellable, error))
-      return FALSE;
+  for (guint w = 0; w < windows->len; w++)
+    {
+      const BlWindow *win = &g_array_index (windows, BlWindow, w);
+
+      if (win->start < 0 || win->length < 1 || win->start + win->length > n_ids)
+        {
+          g_set_error (error, BL_ERROR, BL_ERROR_INVALID_ARGUMENT,
+                       "Window %u (ids %" G_GINT64_FORMAT "…%" G_GINT64_FORMAT ") is outside "
+                       "the %" G_GINT64_FORMAT " calibration ids", w, win->start,
+                       win->start + win->length, n_ids);
+          return FALSE;
+        }
+      if (!bl_engine_forward (engine, ids + win->start, win->length, NULL, cancellable, error))
+        return FALSE;
+    }
 
   for (guint b = 0; b < self->blocks->len; b++)
     {

@@ -237,8 +237,8 @@ void          bl_moe_profile_free         (BlMoeProfile       *self);
 gboolean      bl_moe_profile_run          (BlMoeProfile       *self,
                                            BlBackend          *backend,
                                            const int32_t      *ids,
-                                           int                 n_windows,
-                                           int                 ctx,
+                                           gint64              n_ids,
+                                           GArray             *windows,
                                            GCancellable       *cancellable,
                                            GError            **error);
 BlModel      *bl_moe_profile_get_model    (BlMoeProfile       *self);

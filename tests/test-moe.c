@@ -11,6 +11,7 @@
 #include "bl-error.h"
 #include "bl-model-config.h"
 #include "bl-moe.h"
+#include "bl-protocol.h"
 
 #define N_THREADS 1
 
@@ -67,6 +68,18 @@ cpu_backend_new (void)
 
   g_assert_no_error (error);
   return backend;
+}
+
+/* The whole id sequence as one window; the array is freed at the end of the test. */
+static GArray *
+one_window (int n)
+{
+  GArray *windows = g_array_new (FALSE, TRUE, sizeof (BlWindow));
+  BlWindow w = { 0, n, 1, FALSE };
+
+  g_array_append_val (windows, w);
+  g_test_queue_destroy ((GDestroyNotify) g_array_unref, windows);
+  return windows;
 }
 
 /* Naming */
@@ -301,7 +314,7 @@ test_routing (gconstpointer data)
 
   profile = bl_moe_profile_new (f.model, 64, &error);
   g_assert_no_error (error);
-  g_assert_true (bl_moe_profile_run (profile, backend, f.ids, 1, f.n, NULL, &error));
+  g_assert_true (bl_moe_profile_run (profile, backend, f.ids, f.n, one_window (f.n), NULL, &error));
   g_assert_no_error (error);
   g_assert_cmpuint (bl_moe_profile_get_n_blocks (profile), ==, (guint) c->n_layers);
 
@@ -668,7 +681,7 @@ test_pmq_plan (void)
   c = bl_model_get_config (f.model);
   profile = bl_moe_profile_new (f.model, 256, &error);
   g_assert_no_error (error);
-  g_assert_true (bl_moe_profile_run (profile, backend, f.ids, 1, f.n, NULL, &error));
+  g_assert_true (bl_moe_profile_run (profile, backend, f.ids, f.n, one_window (f.n), NULL, &error));
   g_assert_no_error (error);
   blocks = bl_moe_pmq_allocate (profile, menu, 2.5, 1.0, 1.5, NULL, &error);
   g_assert_no_error (error);
