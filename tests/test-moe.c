@@ -211,6 +211,44 @@ test_layout_mixed (void)
   g_assert_false (b->complete);
 }
 
+/* config.json of the MoE families: the config classes' defaults, and what is refused */
+static void
+test_config (void)
+{
+  const char *qwen = "{\"model_type\": \"qwen2_moe\", \"vocab_size\": 10, \"hidden_size\": 8, "
+                     "\"intermediate_size\": 16, \"num_hidden_layers\": 1, "
+                     "\"num_attention_heads\": 2";
+  struct { const char *extra; int code; } refused[] = {
+    { ", \"decoder_sparse_step\": 2", BL_ERROR_UNSUPPORTED_ARCHITECTURE },
+    { ", \"mlp_only_layers\": [0]", BL_ERROR_UNSUPPORTED_ARCHITECTURE },
+    { ", \"num_experts\": 2, \"num_experts_per_tok\": 3", BL_ERROR_CORRUPT_FILE },
+  };
+  g_autoptr(GError) error = NULL;
+  g_autofree char *text = g_strconcat (qwen, ", \"mlp_only_layers\": []}", NULL);
+  g_autoptr(BlModelConfig) c = bl_model_config_new_from_data (text, strlen (text), "config.json",
+                                                               &error);
+
+  g_assert_no_error (error);
+  g_assert_cmpint (c->n_experts, ==, 60);
+  g_assert_cmpint (c->n_experts_per_tok, ==, 4);
+  g_assert_cmpint (c->moe_intermediate_size, ==, 1408);
+  g_assert_cmpint (c->shared_expert_intermediate_size, ==, 5632);
+  g_assert_false (c->norm_topk_prob);
+  g_assert_true (c->attention_bias);
+  g_assert_cmpint (bl_moe_config_style (c), ==, BL_MOE_STYLE_QWEN2_MOE);
+
+  for (guint i = 0; i < G_N_ELEMENTS (refused); i++)
+    {
+      g_autofree char *bad = g_strconcat (qwen, refused[i].extra, "}", NULL);
+      g_autoptr(BlModelConfig) none = bl_model_config_new_from_data (bad, strlen (bad),
+                                                                     "config.json", &error);
+
+      g_assert_error (error, BL_ERROR, refused[i].code);
+      g_assert_null (none);
+      g_clear_error (&error);
+    }
+}
+
 /* The forward pass against the PyTorch reference */
 
 static void
@@ -769,6 +807,7 @@ main (int    argc,
   g_test_add_func ("/bitlens/moe/names/parse", test_parse_names);
   g_test_add_func ("/bitlens/moe/names/reference-index", test_reference_index);
   g_test_add_func ("/bitlens/moe/names/layout", test_layout_mixed);
+  g_test_add_func ("/bitlens/moe/config", test_config);
   g_test_add_data_func ("/bitlens/moe/forward/mixtral", "mixtral", test_forward);
   g_test_add_data_func ("/bitlens/moe/forward/qwen2", "qwen2", test_forward);
   g_test_add_func ("/bitlens/moe/forward/expert-weights", test_expert_weights);
