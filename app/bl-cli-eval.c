@@ -62,7 +62,10 @@ require_tokenizer (Session     *s,
 {
   BlTokenizer *tok = bl_model_get_tokenizer (s->model);
 
-  if (tok == NULL)
+  if (tok == NULL && bl_model_get_tokenizer_source (s->model) != NULL)
+    g_set_error (error, BL_ERROR, BL_ERROR_NOT_FOUND, "%s: the model has no tokenizer (%s)",
+                 bl_model_get_path (s->model), bl_model_get_tokenizer_source (s->model));
+  else if (tok == NULL)
     g_set_error (error, BL_ERROR, BL_ERROR_NOT_FOUND, "%s: the model has no tokenizer.json",
                  bl_model_get_path (s->model));
   return tok;

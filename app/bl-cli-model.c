@@ -96,8 +96,18 @@ print_info_json (BlModel *model)
   json_builder_add_int_value (b, bl_model_get_n_params (model));
   json_builder_set_member_name (b, "dtypes");
   json_builder_add_string_value (b, model_dtypes (model, dtypes));
+  if (bl_model_get_storage (model) != NULL)
+    {
+      json_builder_set_member_name (b, "storage");
+      json_builder_add_string_value (b, bl_model_get_storage (model));
+    }
   json_builder_set_member_name (b, "fingerprint");
   json_builder_add_string_value (b, bl_model_get_fingerprint (model));
+  if (bl_model_get_tokenizer_source (model) != NULL)
+    {
+      json_builder_set_member_name (b, "tokenizer_source");
+      json_builder_add_string_value (b, bl_model_get_tokenizer_source (model));
+    }
   if (tok != NULL)
     {
       json_builder_set_member_name (b, "tokenizer");
@@ -168,13 +178,18 @@ print_info_text (BlModel *model)
   g_print ("vocab         %d%s\n", c->vocab_size, c->tie_word_embeddings ? " (tied embeddings)" : "");
   g_print ("parameters    %" G_GINT64_FORMAT "\n", bl_model_get_n_params (model));
   g_print ("dtypes        %s\n", model_dtypes (model, dtypes));
+  if (bl_model_get_storage (model) != NULL)
+    g_print ("stored as     %s\n", bl_model_get_storage (model));
   g_print ("fingerprint   %s\n", bl_model_get_fingerprint (model));
   if (tok != NULL)
     g_print ("tokenizer     %s BPE, %d tokens, BOS %d%s\n", bl_tokenizer_get_style (tok),
              bl_tokenizer_get_vocab_size (tok), bl_tokenizer_get_bos_id (tok),
              bl_tokenizer_get_add_bos (tok) ? " (added)" : "");
   else
-    g_print ("tokenizer     none (no tokenizer.json)\n");
+    g_print ("tokenizer     none (%s)\n", bl_model_get_tokenizer_source (model) != NULL
+                                           ? bl_model_get_tokenizer_source (model) : "no tokenizer.json");
+  if (tok != NULL && bl_model_get_tokenizer_source (model) != NULL)
+    g_print ("              from %s\n", bl_model_get_tokenizer_source (model));
 
   g_print ("\n%-48s %-10s %-12s %-5s %12s\n", "layer", "kind", "shape", "dtype", "params");
   for (guint i = 0; i < n_layers; i++)

@@ -693,6 +693,21 @@ bl_gguf_get_data_offset (BlGguf *self)
   return self->data_offset;
 }
 
+/**
+ * bl_gguf_get_contents:
+ * @self: a file
+ * @len: (out): its size in bytes
+ *
+ * Returns: (transfer none): the complete file
+ */
+const guint8 *
+bl_gguf_get_contents (BlGguf *self,
+                      gsize  *len)
+{
+  *len = self->len;
+  return self->contents;
+}
+
 guint
 bl_gguf_get_n_kv (BlGguf *self)
 {
@@ -927,6 +942,44 @@ bl_gguf_get_array_string (BlGguf     *self,
       || index >= kv->array_len)
     return NULL;
   return string_at (self, string_element_offset (self, kv, index));
+}
+
+/**
+ * bl_gguf_get_string_array:
+ * @self: a file
+ * @key: a metadata key
+ *
+ * Reads a whole string array in one walk (a vocabulary of 150,000 tokens would cost
+ * quadratic time through bl_gguf_get_array_string()). A string holding a NUL byte is cut
+ * there.
+ *
+ * Returns: (transfer full) (nullable): the %NULL-terminated elements, or %NULL when @key is
+ *   not a string array
+ */
+GStrv
+bl_gguf_get_string_array (BlGguf     *self,
+                          const char *key)
+{
+  const BlGgufKv *kv = bl_gguf_find_kv (self, key);
+  GPtrArray *strings;
+  guint64 off;
+
+  if (kv == NULL || kv->type != BL_GGUF_TYPE_ARRAY || kv->array_type != BL_GGUF_TYPE_STRING)
+    return NULL;
+  strings = g_ptr_array_new ();
+  off = kv->offset;
+  for (guint64 i = 0; i < kv->array_len; i++)
+    {
+      guint64 len;
+
+      /* parse_kvs() checked that every element lies inside the file */
+      memcpy (&len, self->contents + off, 8);
+      len = GUINT64_FROM_LE (len);
+      g_ptr_array_add (strings, g_strndup ((const char *) self->contents + off + 8, len));
+      off += 8 + len;
+    }
+  g_ptr_array_add (strings, NULL);
+  return (GStrv) g_ptr_array_free (strings, FALSE);
 }
 
 /**

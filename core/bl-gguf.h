@@ -154,6 +154,8 @@ guint32                 bl_gguf_get_version      (BlGguf          *self);
 guint32                 bl_gguf_get_alignment    (BlGguf          *self);
 guint64                 bl_gguf_get_data_offset  (BlGguf          *self);
 
+const guint8           *bl_gguf_get_contents     (BlGguf          *self,
+                                                  gsize           *len);
 guint                   bl_gguf_get_n_kv         (BlGguf          *self);
 const BlGgufKv         *bl_gguf_get_kv_at        (BlGguf          *self,
                                                   guint            index);
@@ -176,6 +178,8 @@ char                   *bl_gguf_get_string       (BlGguf          *self,
 char                   *bl_gguf_get_array_string (BlGguf          *self,
                                                   const char      *key,
                                                   guint64          index);
+GStrv                   bl_gguf_get_string_array (BlGguf          *self,
+                                                  const char      *key);
 gboolean                bl_gguf_get_array_number (BlGguf          *self,
                                                   const char      *key,
                                                   guint64          index,

@@ -1,4 +1,4 @@
-/* bl-model.c: a Llama-family language model loaded from a Hugging Face directory
+/* bl-model.c: a Llama-family language model loaded from a Hugging Face directory or a GGUF file
  *
  * SPDX-License-Identifier: GPL-3.0-or-later
  */
@@ -10,6 +10,7 @@
 #include "bl-json-private.h"
 #include "bl-layer-private.h"
 #include "bl-model-config.h"
+#include "bl-model-gguf-private.h"
 #include "bl-moe.h"
 #include "bl-safetensors.h"
 
@@ -30,6 +31,8 @@ struct _BlModel
   BlModelConfig *config;
   BlTokenizer *tokenizer;
   char *fingerprint;
+  char *storage;             /* what the weights were stored as, for messages */
+  char *tokenizer_source;    /* GGUF: where the tokenizer came from, or why there is none */
 
   /* Storage */
   char *weights_source;      /* model.safetensors or the index, for messages */
@@ -104,6 +107,8 @@ bl_model_finalize (GObject *object)
   g_clear_pointer (&self->config, bl_model_config_free);
   g_free (self->weights_source);
   g_free (self->fingerprint);
+  g_free (self->storage);
+  g_free (self->tokenizer_source);
   g_free (self->path);
 
   G_OBJECT_CLASS (bl_model_parent_class)->finalize (object);
@@ -677,9 +682,39 @@ load_tokenizer (BlModel  *self,
   return TRUE;
 }
 
+/* A GGUF file: bl-model-gguf.c turns it into the config and tensors of the Hugging Face
+ * model it was converted from, which are then checked as a directory's are. */
+static BlModel *
+load_gguf (const char    *path,
+           GCancellable  *cancellable,
+           GError       **error)
+{
+  g_autoptr(BlModel) self = g_object_new (BL_TYPE_MODEL, NULL);
+  BlModelGguf parts;
+  BlSafetensors *tensors;
+
+  self->path = g_canonicalize_filename (path, NULL);
+  if (!bl_model_gguf_read (self->path, cancellable, &parts, error))
+    return NULL;
+  self->config = g_steal_pointer (&parts.config);
+  self->tokenizer = g_steal_pointer (&parts.tokenizer);
+  self->tokenizer_source = g_steal_pointer (&parts.tokenizer_source);
+  self->fingerprint = g_steal_pointer (&parts.fingerprint);
+  self->storage = g_steal_pointer (&parts.storage);
+  self->weights_source = g_strdup (self->path);
+  tensors = g_steal_pointer (&parts.tensors);
+  bl_model_gguf_clear (&parts);
+  if (!add_file (self, tensors, error))
+    return NULL;
+  build_aliases (self);
+  if (!check_architecture (self, error))
+    return NULL;
+  return g_steal_pointer (&self);
+}
+
 /**
  * bl_model_load:
- * @path: a Hugging Face model directory
+ * @path: a Hugging Face model directory or a GGUF file
  * @cancellable: (nullable): a #GCancellable
  * @error: return location for an error
  *
@@ -689,13 +724,20 @@ load_tokenizer (BlModel  *self,
  * memory-mapped and validated completely (see bl_safetensors_parse_header()), and every
  * tensor the forward pass needs is checked against the shape config.json implies.
  *
+ * A regular file that starts with the GGUF magic is read as the Hugging Face model it was
+ * converted from (general.architecture "llama" or "qwen2"; see bl-model-gguf.c): the
+ * llama.cpp tensor names and Llama's q/k row order are undone, block-quantized tensors are
+ * decoded to F32, and the tokenizer is rebuilt from tokenizer.ggml.* (or read from a
+ * tokenizer.json beside the file). Its fingerprint is the SHA-256 of the whole file.
+ *
  * The fingerprint is the SHA-256 (hex) of the bytes of config.json followed by the complete
  * bytes of every safetensors file (8-byte header length, JSON header and tensor data), the
  * single model.safetensors or the shards in file-name order. It does not depend on the
  * directory's path, so copies of a model share it; the tokenizer has its own hash.
  *
  * Errors: %BL_ERROR_NOT_FOUND when @path or a required file is missing,
- * %BL_ERROR_INVALID_ARGUMENT when @path is not a directory, %BL_ERROR_CORRUPT_FILE,
+ * %BL_ERROR_INVALID_ARGUMENT when @path is neither a directory nor a GGUF file,
+ * %BL_ERROR_CORRUPT_FILE,
  * %BL_ERROR_UNSUPPORTED_ARCHITECTURE and %BL_ERROR_UNSUPPORTED_FORMAT as described at
  * bl_model_config_new_from_data() and bl_safetensors_parse_header(), the tokenizer's error
  * prefixed with @path, %G_FILE_ERROR for I/O failures and %G_IO_ERROR_CANCELLED.
@@ -720,11 +762,13 @@ bl_model_load (const char    *path,
       g_set_error (error, BL_ERROR, BL_ERROR_NOT_FOUND, "Model directory %s does not exist", path);
       return NULL;
     }
+  if (bl_model_gguf_sniff (path))
+    return load_gguf (path, cancellable, error);
   if (!g_file_test (path, G_FILE_TEST_IS_DIR))
     {
       g_set_error (error, BL_ERROR, BL_ERROR_INVALID_ARGUMENT,
-                   "%s is not a directory; a model is a Hugging Face directory with "
-                   "config.json and model.safetensors", path);
+                   "%s is not a directory or a GGUF file; a model is a Hugging Face "
+                   "directory with config.json and model.safetensors, or a GGUF file", path);
       return NULL;
     }
 
@@ -818,7 +862,7 @@ bl_model_load_finish (GAsyncResult  *result,
  * bl_model_get_path:
  * @self: a model
  *
- * Returns: the absolute path of the model directory
+ * Returns: the absolute path of the model directory or GGUF file
  */
 const char *
 bl_model_get_path (BlModel *self)
@@ -929,6 +973,37 @@ bl_model_get_n_params (BlModel *self)
   g_return_val_if_fail (BL_IS_MODEL (self), 0);
 
   return self->n_params;
+}
+
+/**
+ * bl_model_get_storage:
+ * @self: a model
+ *
+ * Returns: (nullable): for a GGUF model the ggml types of its tensors and which were
+ *   dequantized, e.g. "GGUF: q4_0 ×14 (dequantized to F32), f32 ×11"; %NULL for a
+ *   Hugging Face directory, whose dtypes the tensors carry
+ */
+const char *
+bl_model_get_storage (BlModel *self)
+{
+  g_return_val_if_fail (BL_IS_MODEL (self), NULL);
+
+  return self->storage;
+}
+
+/**
+ * bl_model_get_tokenizer_source:
+ * @self: a model
+ *
+ * Returns: (nullable): for a GGUF model, where its tokenizer came from or why it has none;
+ *   %NULL for a Hugging Face directory (its tokenizer.json)
+ */
+const char *
+bl_model_get_tokenizer_source (BlModel *self)
+{
+  g_return_val_if_fail (BL_IS_MODEL (self), NULL);
+
+  return self->tokenizer_source;
 }
 
 /**

@@ -1,4 +1,4 @@
-/* bl-model.h: a Llama-family language model loaded from a Hugging Face directory
+/* bl-model.h: a Llama-family language model loaded from a Hugging Face directory or a GGUF file
  *
  * SPDX-License-Identifier: GPL-3.0-or-later
  */
@@ -99,7 +99,7 @@ BlModel             *bl_model_load_finish   (GAsyncResult        *result,
 
 const char          *bl_model_get_path        (BlModel    *self);
 const BlModelConfig *bl_model_get_config      (BlModel    *self);
-/* NULL when the directory has no tokenizer.json */
+/* NULL when the directory has no tokenizer.json (a GGUF model: see bl_model_get_tokenizer_source()) */
 BlTokenizer         *bl_model_get_tokenizer   (BlModel    *self);
 /* Finds a tensor by its HF name; the tied lm_head / embed_tokens aliasing is resolved here. */
 const BlTensor      *bl_model_get_tensor      (BlModel    *self,
@@ -108,6 +108,9 @@ guint                bl_model_get_n_tensors   (BlModel    *self);
 const BlTensor      *bl_model_get_tensor_at   (BlModel    *self,
                                                guint       index);
 gint64               bl_model_get_n_params    (BlModel    *self);
+/* GGUF models: the stored ggml types, and where the tokenizer came from (NULL otherwise) */
+const char          *bl_model_get_storage     (BlModel    *self);
+const char          *bl_model_get_tokenizer_source (BlModel *self);
 /* sha256 hex over config.json and every safetensors header + data, stable across copies */
 const char          *bl_model_get_fingerprint (BlModel    *self);
 

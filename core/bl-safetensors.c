@@ -18,6 +18,8 @@ struct _BlSafetensors
 {
   char *filename;
   GMappedFile *mapped;       /* NULL when parsing a caller's buffer */
+  gpointer owner;            /* keeps the data of bl_safetensors_new_from_tensors() alive */
+  GDestroyNotify owner_free;
   const guint8 *contents;
   gsize len;
   gsize data_start;
@@ -39,6 +41,8 @@ bl_safetensors_clear (gpointer data)
   g_clear_pointer (&self->by_name, g_hash_table_unref);
   g_clear_pointer (&self->metadata, g_hash_table_unref);
   g_clear_pointer (&self->mapped, g_mapped_file_unref);
+  if (self->owner_free != NULL)
+    self->owner_free (self->owner);
   g_free (self->filename);
 }
 
@@ -462,6 +466,57 @@ bl_safetensors_open (const char  *path,
 }
 
 /**
+ * bl_safetensors_new_from_tensors:
+ * @filename: the file the tensors were read from, for messages
+ * @tensors: (array length=n_tensors): tensors with distinct names whose @data stays valid
+ *   while @owner lives
+ * @n_tensors: their number
+ * @owner: (transfer full) (nullable): what holds the data
+ * @owner_free: (nullable): frees @owner when the last reference is dropped
+ *
+ * Wraps tensors that do not come from a safetensors file (a GGUF model's tensors under
+ * their Hugging Face names, some pointing into the GGUF mapping, some decoded into memory)
+ * so that a #BlModel holds them like a file's. The descriptors are copied; each tensor's
+ * @file becomes @filename and keeps its @file_offset. The tensors are numbered by that
+ * offset. There is no safetensors image: bl_safetensors_get_contents() returns %NULL and 0,
+ * and there is no metadata.
+ *
+ * Returns: (transfer full): the tensor set
+ */
+BlSafetensors *
+bl_safetensors_new_from_tensors (const char     *filename,
+                                 const BlTensor *tensors,
+                                 guint           n_tensors,
+                                 gpointer        owner,
+                                 GDestroyNotify  owner_free)
+{
+  BlSafetensors *self;
+
+  g_return_val_if_fail (filename != NULL, NULL);
+  g_return_val_if_fail (tensors != NULL || n_tensors == 0, NULL);
+
+  self = g_atomic_rc_box_new0 (BlSafetensors);
+  self->filename = g_strdup (filename);
+  self->owner = owner;
+  self->owner_free = owner_free;
+  self->metadata = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  self->by_name = g_hash_table_new (g_str_hash, g_str_equal);
+  self->tensors = g_new0 (BlTensor, MAX (n_tensors, 1));
+  self->n_tensors = n_tensors;
+  for (guint i = 0; i < n_tensors; i++)
+    {
+      self->tensors[i] = tensors[i];
+      self->tensors[i].name = g_strdup (tensors[i].name);
+      self->tensors[i].file = self->filename;
+    }
+  if (n_tensors > 1)
+    qsort (self->tensors, n_tensors, sizeof (BlTensor), compare_offsets);
+  for (guint i = 0; i < n_tensors; i++)
+    g_hash_table_insert (self->by_name, self->tensors[i].name, &self->tensors[i]);
+  return self;
+}
+
+/**
  * bl_safetensors_get_filename:
  * @self: a file
  *
@@ -566,7 +621,8 @@ bl_safetensors_list_metadata_keys (BlSafetensors *self)
  * @self: a file
  * @len: (out): the file size
  *
- * Returns: (transfer none): the complete file: header length, JSON header and data
+ * Returns: (transfer none) (nullable): the complete file: header length, JSON header and
+ *   data; %NULL (and 0) for a set made by bl_safetensors_new_from_tensors()
  */
 const guint8 *
 bl_safetensors_get_contents (BlSafetensors *self,

@@ -22,6 +22,11 @@ BlSafetensors  *bl_safetensors_parse_header       (const guint8   *buf,
                                                    gsize           len,
                                                    const char     *filename,
                                                    GError        **error);
+BlSafetensors  *bl_safetensors_new_from_tensors   (const char     *filename,
+                                                   const BlTensor *tensors,
+                                                   guint           n_tensors,
+                                                   gpointer        owner,
+                                                   GDestroyNotify  owner_free);
 BlSafetensors  *bl_safetensors_ref                (BlSafetensors  *self);
 void            bl_safetensors_unref              (BlSafetensors  *self);
 
