@@ -155,6 +155,7 @@ bl_application_startup (GApplication *app)
     { "win.measure", { "F5", NULL } },
     { "win.show-view('distribution')", { "<Alt>1", NULL } },
     { "win.show-view('pareto')", { "<Alt>2", NULL } },
+    { "win.show-view('scaling')", { "<Alt>3", NULL } },
     { "window.close", { "<Control>w", NULL } },
   };
 

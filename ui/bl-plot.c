@@ -23,6 +23,7 @@ typedef enum
   SERIES_VLINES,
   SERIES_POINTS,
   SERIES_LINE,
+  SERIES_BAND,
 } SeriesKind;
 
 typedef struct
@@ -34,7 +35,8 @@ typedef struct
   double lo;                 /* histogram edges */
   double hi;
   double *xs;
-  double *ys;                /* histogram counts, or y values */
+  double *ys;                /* histogram counts, or y values (a band's lower edge) */
+  double *ys_hi;             /* a band's upper edge */
   guint n;
   int highlight;
 } Series;
@@ -112,6 +114,7 @@ series_free (gpointer data)
   g_free (s->label);
   g_free (s->xs);
   g_free (s->ys);
+  g_free (s->ys_hi);
   g_free (s);
 }
 
@@ -572,6 +575,39 @@ bl_plot_add_line (BlPlot       *self,
   s->n = n;
 }
 
+/**
+ * bl_plot_add_band:
+ * @self: a plot
+ * @label: (nullable): the legend entry
+ * @xs: (array length=n): x values, increasing
+ * @lo: (array length=n): the lower edge at each x
+ * @hi: (array length=n): the upper edge at each x
+ * @n: vertices
+ * @color: the colour
+ *
+ * A translucent area between two curves, such as a fit's confidence band.
+ */
+void
+bl_plot_add_band (BlPlot       *self,
+                  const char   *label,
+                  const double *xs,
+                  const double *lo,
+                  const double *hi,
+                  guint         n,
+                  BlPlotColor   color)
+{
+  Series *s;
+
+  g_return_if_fail (BL_IS_PLOT (self));
+  g_return_if_fail (n == 0 || (xs != NULL && lo != NULL && hi != NULL));
+
+  s = series_new (self, SERIES_BAND, label, color);
+  s->xs = g_memdup2 (xs, n * sizeof (double));
+  s->ys = g_memdup2 (lo, n * sizeof (double));
+  s->ys_hi = g_memdup2 (hi, n * sizeof (double));
+  s->n = n;
+}
+
 static void
 extend (double *lo,
         double *hi,
@@ -617,6 +653,10 @@ compute_ranges (BlPlot *self,
               extend (&xlo, &xhi, ser->xs[i]);
               extend (&ylo, &yhi, transform_y (f, ser->ys[i]));
             }
+          break;
+        case SERIES_BAND:
+          /* a band follows the data; it does not stretch the axes (a wide band where the
+           * data are sparse would flatten the points) */
           break;
         default:
           g_assert_not_reached ();
@@ -825,6 +865,22 @@ draw_series (BlPlot      *self,
           cairo_set_line_width (cr, 1.6);
           cairo_stroke (cr);
           break;
+        case SERIES_BAND:
+          for (guint i = 0; i < ser->n; i++)
+            {
+              double x = data_to_px_x (f, ser->xs[i]), y = data_to_px_y (f, ser->ys_hi[i]);
+
+              if (i == 0)
+                cairo_move_to (cr, x, y);
+              else
+                cairo_line_to (cr, x, y);
+            }
+          for (guint i = ser->n; i-- > 0;)
+            cairo_line_to (cr, data_to_px_x (f, ser->xs[i]), data_to_px_y (f, ser->ys[i]));
+          cairo_close_path (cr);
+          set_rgb (cr, ser->color, 0.16);
+          cairo_fill (cr);
+          break;
         case SERIES_POINTS:
           for (guint i = 0; i < ser->n; i++)
             {
@@ -871,7 +927,8 @@ draw_legend (BlPlot      *self,
       cairo_text_extents (cr, ser->label, &ext);
       x = f->left + f->width - ext.x_advance - 6;
       cairo_rectangle (cr, x - 16, y + 2, 10, 8);
-      set_rgb (cr, ser->color, ser->kind == SERIES_HISTOGRAM && ser->filled ? 0.55 : 0.95);
+      set_rgb (cr, ser->color, ser->kind == SERIES_BAND ? 0.3
+                               : ser->kind == SERIES_HISTOGRAM && ser->filled ? 0.55 : 0.95);
       cairo_fill (cr);
       cairo_set_source_rgba (cr, fg->red, fg->green, fg->blue, 0.85);
       draw_text (cr, ser->label, x, y, 0.0, 0.0);
@@ -1074,6 +1131,21 @@ bl_plot_save (BlPlot  *self,
       return FALSE;
     }
   return TRUE;
+}
+
+/**
+ * bl_plot_get_n_series:
+ * @self: a plot
+ *
+ * Returns: the series added since the last bl_plot_clear(); the next one added gets this
+ *   index in #BlPlot::point-activated
+ */
+guint
+bl_plot_get_n_series (BlPlot *self)
+{
+  g_return_val_if_fail (BL_IS_PLOT (self), 0);
+
+  return self->series->len;
 }
 
 /**

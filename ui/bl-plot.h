@@ -74,6 +74,14 @@ void       bl_plot_add_line       (BlPlot        *self,
                                    const double  *ys,
                                    guint          n,
                                    BlPlotColor    color);
+void       bl_plot_add_band       (BlPlot        *self,
+                                   const char    *label,
+                                   const double  *xs,
+                                   const double  *lo,
+                                   const double  *hi,
+                                   guint          n,
+                                   BlPlotColor    color);
+guint      bl_plot_get_n_series   (BlPlot        *self);
 guint      bl_plot_get_n_points   (BlPlot        *self);
 void       bl_plot_draw           (BlPlot        *self,
                                    cairo_t       *cr,

@@ -4,6 +4,8 @@
  */
 #include "bl-workbench-private.h"
 
+#include "bl-plan-export.h"
+
 /**
  * SECTION:bl-workbench-actions
  * @title: BlWorkbench actions
@@ -114,12 +116,133 @@ action_export_plan (GSimpleAction *action,
   gtk_native_dialog_show (GTK_NATIVE_DIALOG (dialog));
 }
 
+static void
+on_exported (GObject      *source,
+             GAsyncResult *result,
+             gpointer      user_data)
+{
+  BlWorkbench *self = BL_WORKBENCH (source);
+  g_autofree char *name = user_data;
+  g_autoptr(GError) error = NULL;
+  g_auto(GStrv) notes = NULL;
+
+  if (bl_workbench_export_finish (self, result, &notes, &error))
+    {
+      guint n = g_strv_length (notes);
+
+      /* the notes go to the log in full; the toast names the first */
+      for (guint i = 0; i < n; i++)
+        g_message ("%s: %s", name, notes[i]);
+      if (n == 0)
+        bl_workbench_toast (self, "Exported %s", name);
+      else
+        bl_workbench_toast (self, "Exported %s. Note: %s%s", name, notes[0],
+                            n > 1 ? " (more in the log)" : "");
+    }
+  else
+    bl_workbench_toast (self, "Could not export %s: %s", name, error->message);
+}
+
+static void
+on_export_target_response (GtkNativeDialog *dialog,
+                           int              response,
+                           BlWorkbench     *self)
+{
+  const BlPlanExportTarget *target = g_object_get_data (G_OBJECT (dialog), "bl-export-target");
+
+  if (response == GTK_RESPONSE_ACCEPT)
+    {
+      g_autoptr(GFile) file = gtk_file_chooser_get_file (GTK_FILE_CHOOSER (dialog));
+      g_autofree char *path = g_file_get_path (file);
+
+      if (path == NULL)
+        bl_workbench_toast (self, "Exports can only be written to local files");
+      else
+        bl_workbench_export_async (self, target->id, path, NULL, on_exported, g_file_get_basename (file));
+    }
+  g_object_unref (dialog);
+}
+
+/* One of core/bl-export.h's targets, through a file chooser (a folder chooser for the
+ * packed checkpoint, which is a directory). */
+static void
+action_export (GSimpleAction *action,
+               GVariant      *param,
+               gpointer       user_data)
+{
+  BlWorkbench *self = user_data;
+  const BlPlanExportTarget *target = bl_plan_export_lookup (g_variant_get_string (param, NULL));
+  g_autofree char *base = self->model_path ? g_path_get_basename (self->model_path) : g_strdup ("model");
+  g_autofree char *title = NULL;
+  GtkFileChooserNative *dialog;
+
+  if (target == NULL)
+    return;
+  title = g_strdup_printf ("Export as %s", target->title);
+  if (target->suffix != NULL)
+    {
+      g_autoptr(GtkFileFilter) filter = gtk_file_filter_new ();
+      g_autoptr(GString) name = g_string_new (target->default_name);
+
+      g_string_replace (name, "%s", base, 0);
+      dialog = gtk_file_chooser_native_new (title, GTK_WINDOW (self), GTK_FILE_CHOOSER_ACTION_SAVE,
+                                            "_Export", "_Cancel");
+      gtk_file_filter_set_name (filter, target->filter_name);
+      gtk_file_filter_add_suffix (filter, target->suffix);
+      gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (dialog), filter);
+      gtk_file_chooser_set_current_name (GTK_FILE_CHOOSER (dialog), name->str);
+    }
+  else
+    dialog = gtk_file_chooser_native_new (title, GTK_WINDOW (self), GTK_FILE_CHOOSER_ACTION_SELECT_FOLDER,
+                                          "_Export", "_Cancel");
+  g_object_set_data (G_OBJECT (dialog), "bl-export-target", (gpointer) target);
+  gtk_native_dialog_set_modal (GTK_NATIVE_DIALOG (dialog), TRUE);
+  g_signal_connect (dialog, "response", G_CALLBACK (on_export_target_response), self);
+  gtk_native_dialog_show (GTK_NATIVE_DIALOG (dialog));
+}
+
+static void
+on_open_sweep_response (GtkNativeDialog *dialog,
+                        int              response,
+                        BlWorkbench     *self)
+{
+  if (response == GTK_RESPONSE_ACCEPT)
+    {
+      g_autoptr(GFile) file = gtk_file_chooser_get_file (GTK_FILE_CHOOSER (dialog));
+      g_autofree char *path = g_file_get_path (file);
+
+      if (path != NULL)
+        bl_workbench_open_sweep (self, path);
+    }
+  g_object_unref (dialog);
+}
+
+static void
+action_open_sweep (GSimpleAction *action,
+                   GVariant      *param,
+                   gpointer       user_data)
+{
+  BlWorkbench *self = user_data;
+  GtkFileChooserNative *dialog;
+  g_autoptr(GtkFileFilter) filter = gtk_file_filter_new ();
+
+  dialog = gtk_file_chooser_native_new ("Open a Sweep", GTK_WINDOW (self), GTK_FILE_CHOOSER_ACTION_OPEN,
+                                        "_Open", "_Cancel");
+  gtk_file_filter_set_name (filter, "Sweep files (bitlens-cli sweep)");
+  gtk_file_filter_add_suffix (filter, "db");
+  gtk_file_filter_add_suffix (filter, "sqlite");
+  gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (dialog), filter);
+  gtk_native_dialog_set_modal (GTK_NATIVE_DIALOG (dialog), TRUE);
+  g_signal_connect (dialog, "response", G_CALLBACK (on_open_sweep_response), self);
+  gtk_native_dialog_show (GTK_NATIVE_DIALOG (dialog));
+}
+
 static BlPlot *
 plot_by_id (BlWorkbench   *self,
             const char *id)
 {
   if (g_str_equal (id, "pareto"))
-    return self->pareto_plot;
+    return bl_pareto_view_get_plot (self->pareto_view);
   return bl_distribution_view_get_plot (self->distribution, id);
 }
 
@@ -255,6 +378,8 @@ static const GActionEntry entries[] = {
   { "open-demo", action_open_demo },
   { "cancel-load", action_cancel_load },
   { "export-plan", action_export_plan },
+  { "export", action_export, "s" },
+  { "open-sweep", action_open_sweep },
   { "save-plot", action_save_plot, "s" },
   { "undo", action_undo },
   { "redo", action_redo },
@@ -303,6 +428,8 @@ bl_workbench_update_actions (BlWorkbench *self)
   set_enabled (self, "open-demo", self->default_model != NULL);
   set_enabled (self, "cancel-load", self->load_cancellable != NULL);
   set_enabled (self, "export-plan", have_model);
+  set_enabled (self, "export", have_model);
+  set_enabled (self, "open-sweep", have_model);
   set_enabled (self, "save-plot", have_model);
   set_enabled (self, "undo", have_model && bl_plan_history_can_undo (self->history));
   set_enabled (self, "redo", have_model && bl_plan_history_can_redo (self->history));

@@ -13,20 +13,13 @@
 #include "bl-layer-browser.h"
 #include "bl-measurement.h"
 #include "bl-metrics-bar.h"
+#include "bl-pareto-view.h"
+#include "bl-scaling-view.h"
 #include "bl-plan-history.h"
 #include "bl-plot.h"
 #include "bl-workbench.h"
 
 G_BEGIN_DECLS
-
-/* One finished measurement, a point on the Pareto plot: read back from the store, or from
- * this session when there is no store. */
-typedef struct
-{
-  BlPlanSnapshot *plan;
-  double bpw;
-  double ppl;
-} BlParetoPoint;
 
 struct _BlWorkbench
 {
@@ -48,7 +41,8 @@ struct _BlWorkbench
   BlFormatPicker *picker;
   AdwViewStack *view_stack;
   BlDistributionView *distribution;
-  BlPlot *pareto_plot;
+  BlParetoView *pareto_view;
+  BlScalingView *scaling_view;
   BlMetricsBar *metrics_bar;
 
   /* Settings and the store */
@@ -92,7 +86,7 @@ struct _BlWorkbench
   GCancellable *estimate_cancellable;
 
   /* Pareto */
-  GPtrArray *pareto_points;  /* BlParetoPoint */
+  GPtrArray *pareto_points;  /* BlParetoPoint: from the store, or this session without one */
   GCancellable *pareto_cancellable;
 };
 

@@ -12,6 +12,8 @@
 #include "bl-brown.h"
 #include "bl-hf-cache.h"
 #include "bl-layer-analysis.h"
+#include "bl-plan-export.h"
+#include "bl-sweep.h"
 #include "bl-text-source.h"
 
 /**
@@ -48,15 +50,6 @@ static void load_pareto (BlWorkbench   *self,
                          BlMeasurement *measurement);
 static void update_summary (BlWorkbench *self);
 static void rebuild_pareto (BlWorkbench *self);
-
-static void
-pareto_point_free (gpointer data)
-{
-  BlParetoPoint *p = data;
-
-  g_clear_pointer (&p->plan, bl_plan_snapshot_unref);
-  g_free (p);
-}
 
 /**
  * bl_workbench_toast:
@@ -132,6 +125,8 @@ drop_model (BlWorkbench *self)
   g_clear_pointer (&self->text_name, g_free);
   g_clear_pointer (&self->text_sha256, g_free);
   g_ptr_array_set_size (self->pareto_points, 0);
+  bl_pareto_view_set_sweep (self->pareto_view, NULL, NULL);
+  bl_scaling_view_set_model (self->scaling_view, NULL);
   g_clear_object (&self->model);
   self->baseline_ppl = NAN;
   bl_metrics_bar_set_baseline (self->metrics_bar, NAN);
@@ -671,13 +666,13 @@ text_thread (GTask        *task,
 }
 
 static void
-add_pareto_point (BlWorkbench       *self,
+add_pareto_point (BlWorkbench    *self,
                   BlPlanSnapshot *plan,
-                  double          ppl)
+                  double          ppl,
+                  double          kl)
 {
   double linear_bits;
   gint64 linear_params;
-  BlParetoPoint *p;
 
   for (guint i = 0; i < self->pareto_points->len; i++)
     {
@@ -691,11 +686,8 @@ add_pareto_point (BlWorkbench       *self,
     }
   /* the plan's bits are the items' bits while the plan is current */
   plan_bits (self, &linear_bits, &linear_params);
-  p = g_new0 (BlParetoPoint, 1);
-  p->plan = bl_plan_snapshot_ref (plan);
-  p->bpw = linear_params ? linear_bits / linear_params : 0;
-  p->ppl = ppl;
-  g_ptr_array_add (self->pareto_points, p);
+  g_ptr_array_add (self->pareto_points,
+                   bl_pareto_point_new (plan, linear_params ? linear_bits / linear_params : 0, ppl, kl));
   rebuild_pareto (self);
 }
 
@@ -724,7 +716,13 @@ on_measurement_progress (BlWorkbench      *self,
     load_pareto (self, measurement);
   else if (measurement == self->measurement
            && bl_plan_snapshot_equal (plan, bl_plan_history_get_current (self->history)))
-    add_pareto_point (self, plan, bl_measurement_get_ppl (measurement));
+    {
+      BlKlSummary kl;
+
+      add_pareto_point (self, plan, bl_measurement_get_ppl (measurement),
+                        bl_plan_snapshot_is_empty (plan) ? 0.0
+                        : bl_measurement_get_kl (measurement, &kl) ? kl.kl : NAN);
+    }
 }
 
 static void
@@ -1224,33 +1222,50 @@ pareto_query_free (gpointer data)
   g_free (q);
 }
 
-static BlParetoPoint *
-point_from_run (const BlStoredRun *r,
-                BlModel           *model)
+/* A plan as the store or a sweep file keeps it (JSON; %NULL for the unquantized model),
+ * with its bits per weight over the linear layers computed as the window computes them. */
+static BlPlanSnapshot *
+snapshot_from_json (const char *plan_json,
+                    const char *origin,
+                    BlModel    *model,
+                    double     *out_bpw,
+                    GError    **error)
 {
   g_autoptr(BlQuantPlan) plan = NULL;
   g_autoptr(GPtrArray) resolved = NULL;
   BlQuantSize size;
-  BlParetoPoint *p;
 
-  if (r->plan_json != NULL)
-    plan = bl_quant_plan_new_from_json (r->plan_json, -1, "stored run", NULL);
+  if (plan_json != NULL)
+    plan = bl_quant_plan_new_from_json (plan_json, -1, origin, error);
   else if ((plan = bl_quant_plan_new ()) != NULL
-           && !bl_quant_plan_set_defaults (plan, BL_QUANT_PLAN_NONE, BL_QUANT_PLAN_NONE, NULL, NULL, NULL))
+           && !bl_quant_plan_set_defaults (plan, BL_QUANT_PLAN_NONE, BL_QUANT_PLAN_NONE, NULL, NULL, error))
     return NULL;
-  if (plan == NULL || (resolved = bl_quant_plan_resolve (plan, model, NULL)) == NULL)
+  if (plan == NULL || (resolved = bl_quant_plan_resolve (plan, model, error)) == NULL)
     return NULL;
   bl_quant_plan_size (resolved, model, &size);
-  p = g_new0 (BlParetoPoint, 1);
-  p->plan = bl_plan_snapshot_new_from_quant_plan (plan, model, NULL);
-  p->bpw = size.linear_bits_per_weight;
-  p->ppl = r->ppl;
-  if (p->plan == NULL)
-    {
-      pareto_point_free (p);
-      return NULL;
-    }
-  return p;
+  *out_bpw = size.linear_bits_per_weight;
+  return bl_plan_snapshot_new_from_quant_plan (plan, model, error);
+}
+
+static BlParetoPoint *
+point_from_run (const BlStoredRun *r,
+                BlModel           *model,
+                BlStore           *store)
+{
+  g_autoptr(BlPlanSnapshot) snapshot = NULL;
+  BlRunQuantRecord rec;
+  double bpw, kl;
+
+  snapshot = snapshot_from_json (r->plan_json, "stored run", model, &bpw, NULL);
+  if (snapshot == NULL)
+    return NULL;
+  /* the full-precision model is its own baseline; a quantized run has its KL beside it
+   * when the baseline was cached (bl-kl.h) */
+  if (bl_plan_snapshot_is_empty (snapshot))
+    kl = 0.0;
+  else
+    kl = bl_kl_store_get_run (store, r->id, &rec, NULL) ? rec.kl.kl : NAN;
+  return bl_pareto_point_new (snapshot, bpw, r->ppl, kl);
 }
 
 static void
@@ -1269,7 +1284,7 @@ pareto_thread (GTask        *task,
       g_task_return_error (task, error);
       return;
     }
-  q->points = g_ptr_array_new_with_free_func (pareto_point_free);
+  q->points = g_ptr_array_new_with_free_func ((GDestroyNotify) bl_pareto_point_free);
   /* newest first, so the first run of a plan seen is the one kept */
   for (guint i = runs->len; i-- > 0 && !g_cancellable_is_cancelled (cancellable);)
     {
@@ -1279,12 +1294,12 @@ pareto_thread (GTask        *task,
 
       if (g_strcmp0 (r->status, "finished") != 0 || g_strcmp0 (r->dataset_sha256, q->sha256) != 0
           || g_strcmp0 (r->protocol, "gptq") != 0 || r->ctx != q->ctx || r->n_windows != q->n_windows
-          || !isfinite (r->ppl) || (p = point_from_run (r, q->model)) == NULL)
+          || !isfinite (r->ppl) || (p = point_from_run (r, q->model, q->store)) == NULL)
         continue;
       for (guint k = 0; k < q->points->len && !seen; k++)
         seen = bl_plan_snapshot_equal (((BlParetoPoint *) g_ptr_array_index (q->points, k))->plan, p->plan);
       if (seen)
-        pareto_point_free (p);
+        bl_pareto_point_free (p);
       else
         g_ptr_array_add (q->points, p);
     }
@@ -1334,49 +1349,153 @@ load_pareto (BlWorkbench   *self,
   g_task_run_in_thread (task, pareto_thread);
 }
 
+/* A sweep file's points beside the runs */
+
+typedef struct
+{
+  BlModel *model;
+  char *path;
+  GPtrArray *points;         /* BlParetoPoint */
+} SweepQuery;
+
+static void
+sweep_query_free (gpointer data)
+{
+  SweepQuery *q = data;
+
+  g_clear_object (&q->model);
+  g_free (q->path);
+  g_clear_pointer (&q->points, g_ptr_array_unref);
+  g_free (q);
+}
+
+static void
+sweep_thread (GTask        *task,
+              gpointer      source_object,
+              gpointer      task_data,
+              GCancellable *cancellable)
+{
+  SweepQuery *q = task_data;
+  g_autoptr(BlSweep) sweep = NULL;
+  g_autoptr(GPtrArray) points = NULL;
+  GError *error = NULL;
+
+  if ((sweep = bl_sweep_open_existing (q->path, &error)) == NULL
+      || (points = bl_sweep_list_points (sweep, &error)) == NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  if (g_strcmp0 (bl_sweep_get_model_fingerprint (sweep), bl_model_get_fingerprint (q->model)) != 0)
+    {
+      g_task_return_new_error (task, BL_ERROR, BL_ERROR_INVALID_ARGUMENT,
+                               "%s is a sweep of another model (fingerprint %s, not %s)", q->path,
+                               bl_sweep_get_model_fingerprint (sweep), bl_model_get_fingerprint (q->model));
+      return;
+    }
+  q->points = g_ptr_array_new_with_free_func ((GDestroyNotify) bl_pareto_point_free);
+  for (guint i = 0; i < points->len; i++)
+    {
+      const BlSweepPoint *sp = g_ptr_array_index (points, i);
+      g_autoptr(BlPlanSnapshot) snapshot = NULL;
+      g_autofree char *origin = NULL;
+      double bpw;
+
+      if (!sp->measured)
+        continue;
+      origin = g_strdup_printf ("%s, point %s", q->path, sp->key);
+      snapshot = snapshot_from_json (sp->plan_json, origin, q->model, &bpw, &error);
+      if (snapshot == NULL)
+        {
+          g_task_return_error (task, error);
+          return;
+        }
+      /* the sweep records the mean NLL in nats per token: ppl = exp(NLL) */
+      g_ptr_array_add (q->points, bl_pareto_point_new (snapshot, bpw, exp (sp->nll), sp->kl));
+    }
+  g_task_return_boolean (task, TRUE);
+}
+
+static void
+on_sweep_loaded (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  BlWorkbench *self = BL_WORKBENCH (source);
+  SweepQuery *q = g_task_get_task_data (G_TASK (result));
+  g_autoptr(GError) error = NULL;
+  g_autofree char *name = NULL;
+
+  if (!g_task_propagate_boolean (G_TASK (result), &error))
+    {
+      if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        bl_workbench_toast (self, "Could not read the sweep: %s", error->message);
+      return;
+    }
+  if (q->model != self->model)
+    return;
+  name = g_path_get_basename (q->path);
+  bl_pareto_view_set_sweep (self->pareto_view, name, q->points);
+  bl_workbench_toast (self, "Added %u points of %s", q->points->len, name);
+}
+
+/**
+ * bl_workbench_open_sweep:
+ * @self: a window with a model
+ * @path: a sweep file of this model (bitlens-cli sweep)
+ *
+ * Reads the sweep's measured points in the background and shows them on the Pareto plot
+ * beside the stored runs; a click on one restores its plan.
+ */
+void
+bl_workbench_open_sweep (BlWorkbench *self,
+                         const char  *path)
+{
+  g_autoptr(GTask) task = NULL;
+  SweepQuery *q;
+
+  g_return_if_fail (BL_IS_WORKBENCH (self));
+  g_return_if_fail (path != NULL);
+
+  if (self->model == NULL)
+    return;
+  q = g_new0 (SweepQuery, 1);
+  q->model = g_object_ref (self->model);
+  q->path = g_strdup (path);
+  task = g_task_new (self, NULL, on_sweep_loaded, NULL);
+  g_task_set_task_data (task, q, sweep_query_free);
+  bl_application_hold_task (task);
+  g_task_run_in_thread (task, sweep_thread);
+}
+
 /* The Pareto plot */
 
 static void
 rebuild_pareto (BlWorkbench *self)
 {
-  BlPlanSnapshot *current = self->history ? bl_plan_history_get_current (self->history) : NULL;
-  guint n = self->pareto_points->len;
-  g_autofree double *xs = g_new (double, MAX (n, 1));
-  g_autofree double *ys = g_new (double, MAX (n, 1));
-  int highlight = -1;
+  double linear_bits;
+  gint64 linear_params;
 
-  for (guint i = 0; i < n; i++)
-    {
-      BlParetoPoint *p = g_ptr_array_index (self->pareto_points, i);
-
-      xs[i] = p->bpw;
-      ys[i] = p->ppl;
-      if (current != NULL && p->plan != NULL && bl_plan_snapshot_equal (p->plan, current))
-        highlight = (int) i;
-    }
-  bl_plot_clear (self->pareto_plot);
-  if (n > 0)
-    bl_plot_add_points (self->pareto_plot, "measured plans (click to restore)", xs, ys, n,
-                        BL_PLOT_BLUE, highlight);
+  plan_bits (self, &linear_bits, &linear_params);
+  bl_pareto_view_set_n_params (self->pareto_view, linear_params);
+  bl_pareto_view_set_runs (self->pareto_view, self->pareto_points);
+  bl_pareto_view_set_current (self->pareto_view, self->history ? bl_plan_history_get_current (self->history) : NULL);
 }
 
 static void
-on_pareto_point (BlWorkbench *self,
-                 guint     series,
-                 guint     point)
+on_pareto_point (BlWorkbench   *self,
+                 BlParetoPoint *p)
 {
-  BlParetoPoint *p;
+  g_autofree char *what = bl_plan_snapshot_describe (p->plan);
+  g_autoptr(BlPlanSnapshot) plan = bl_plan_snapshot_ref (p->plan);
+  double bpw = p->bpw, ppl = p->ppl;
 
-  if (point >= self->pareto_points->len)
-    return;
-  p = g_ptr_array_index (self->pareto_points, point);
-  if (p->plan != NULL)
-    {
-      g_autofree char *what = bl_plan_snapshot_describe (p->plan);
-
-      bl_workbench_restore_plan (self, p->plan, TRUE);
-      bl_workbench_toast (self, "Restored %s (%.3f bits/weight, ppl %.2f)", what, p->bpw, p->ppl);
-    }
+  /* restoring rebuilds the view, which may drop @p */
+  bl_workbench_restore_plan (self, plan, TRUE);
+  if (isfinite (ppl))
+    bl_workbench_toast (self, "Restored %s (%.3f bits/weight, ppl %.2f)", what, bpw, ppl);
+  else
+    bl_workbench_toast (self, "Restored %s (%.3f bits/weight)", what, bpw);
 }
 
 /* Loading a model */
@@ -1475,6 +1594,7 @@ show_model (BlWorkbench *self)
 
   build_items (self);
   bl_layer_browser_set_groups (self->browser, G_LIST_MODEL (self->groups));
+  bl_scaling_view_set_model (self->scaling_view, self->model);
   bl_plan_history_reset (self->history, empty);
 
   subtitle = g_strdup_printf ("%s · %s · %d blocks · %.2fM parameters", name,
@@ -1795,7 +1915,8 @@ bl_workbench_class_init (BlWorkbenchClass *klass)
   g_type_ensure (BL_TYPE_FORMAT_PICKER);
   g_type_ensure (BL_TYPE_DISTRIBUTION_VIEW);
   g_type_ensure (BL_TYPE_METRICS_BAR);
-  g_type_ensure (BL_TYPE_PLOT);
+  g_type_ensure (BL_TYPE_PARETO_VIEW);
+  g_type_ensure (BL_TYPE_SCALING_VIEW);
 
   gtk_widget_class_set_template_from_resource (widget_class, "/io/github/bitlens/Bitlens/bl-workbench.ui");
   gtk_widget_class_bind_template_child (widget_class, BlWorkbench, window_title);
@@ -1813,7 +1934,8 @@ bl_workbench_class_init (BlWorkbenchClass *klass)
   gtk_widget_class_bind_template_child (widget_class, BlWorkbench, picker);
   gtk_widget_class_bind_template_child (widget_class, BlWorkbench, view_stack);
   gtk_widget_class_bind_template_child (widget_class, BlWorkbench, distribution);
-  gtk_widget_class_bind_template_child (widget_class, BlWorkbench, pareto_plot);
+  gtk_widget_class_bind_template_child (widget_class, BlWorkbench, pareto_view);
+  gtk_widget_class_bind_template_child (widget_class, BlWorkbench, scaling_view);
   gtk_widget_class_bind_template_child (widget_class, BlWorkbench, metrics_bar);
   gtk_widget_class_bind_template_callback (widget_class, on_selection_changed);
   gtk_widget_class_bind_template_callback (widget_class, on_focus_changed);
@@ -1829,7 +1951,7 @@ bl_workbench_init (BlWorkbench *self)
 
   self->history = bl_plan_history_new ();
   g_mutex_init (&self->estimator_lock);
-  self->pareto_points = g_ptr_array_new_with_free_func (pareto_point_free);
+  self->pareto_points = g_ptr_array_new_with_free_func ((GDestroyNotify) bl_pareto_point_free);
   self->baseline_ppl = NAN;
 
   gtk_widget_init_template (GTK_WIDGET (self));
@@ -1840,9 +1962,6 @@ bl_workbench_init (BlWorkbench *self)
   g_signal_connect (drop, "drop", G_CALLBACK (on_drop), self);
   gtk_widget_add_controller (GTK_WIDGET (self), GTK_EVENT_CONTROLLER (drop));
 
-  bl_plot_set_title (self->pareto_plot, "Quality against size");
-  bl_plot_set_axis_labels (self->pareto_plot, "bits per weight (linear layers)", "perplexity");
-  bl_plot_set_placeholder (self->pareto_plot, "Finished measurements appear here");
 
   self->store = bl_store_open (NULL, &error);
   if (self->store == NULL)
@@ -1921,7 +2040,8 @@ bl_workbench_get_measurement (BlWorkbench *self)
 /**
  * bl_workbench_get_part:
  * @self: a window
- * @name: "browser", "picker", "distribution", "metrics", "pareto", "stack" or "views"
+ * @name: "browser", "picker", "distribution", "metrics", "pareto" (the plot), "pareto-view",
+ *   "scaling", "stack" or "views"
  *
  * For tests and tools that drive the window.
  *
@@ -1942,7 +2062,11 @@ bl_workbench_get_part (BlWorkbench   *self,
   if (g_str_equal (name, "metrics"))
     return GTK_WIDGET (self->metrics_bar);
   if (g_str_equal (name, "pareto"))
-    return GTK_WIDGET (self->pareto_plot);
+    return GTK_WIDGET (bl_pareto_view_get_plot (self->pareto_view));
+  if (g_str_equal (name, "pareto-view"))
+    return GTK_WIDGET (self->pareto_view);
+  if (g_str_equal (name, "scaling"))
+    return GTK_WIDGET (self->scaling_view);
   if (g_str_equal (name, "stack"))
     return GTK_WIDGET (self->main_stack);
   if (g_str_equal (name, "views"))
@@ -1985,4 +2109,126 @@ bl_workbench_export_plan (BlWorkbench  *self,
     }
   plan = bl_plan_snapshot_to_quant_plan (bl_plan_history_get_current (self->history), self->model, error);
   return plan != NULL && bl_quant_plan_save (plan, path, error);
+}
+
+typedef struct
+{
+  BlModel *model;
+  BlQuantPlan *plan;
+  char *target;
+  char *path;
+  GPtrArray *notes;          /* utf8: what the writer changed, e.g. layers kept in F16 */
+} ExportJob;
+
+static void
+export_job_free (gpointer data)
+{
+  ExportJob *j = data;
+
+  g_clear_object (&j->model);
+  g_clear_object (&j->plan);
+  g_free (j->target);
+  g_free (j->path);
+  g_ptr_array_unref (j->notes);
+  g_free (j);
+}
+
+static void
+export_thread (GTask        *task,
+               gpointer      source_object,
+               gpointer      task_data,
+               GCancellable *cancellable)
+{
+  ExportJob *j = task_data;
+  GError *error = NULL;
+
+  if (bl_plan_export_write (j->model, j->plan, j->target, j->path, j->notes, cancellable, &error))
+    g_task_return_boolean (task, TRUE);
+  else
+    g_task_return_error (task, error);
+}
+
+/**
+ * bl_workbench_export_async:
+ * @self: a window with a model
+ * @target: an id of bl_plan_export_targets() ("compressed-tensors", "gguf", …)
+ * @path: the file to write (the directory for "packed")
+ * @cancellable: (nullable): a cancellable
+ * @callback: called when the file is written
+ * @user_data: for @callback
+ *
+ * Writes the current plan for a deployment tool in a worker thread (a GGUF or a packed
+ * checkpoint of a large model takes a while), as `bitlens-cli export` does.
+ */
+void
+bl_workbench_export_async (BlWorkbench         *self,
+                           const char          *target,
+                           const char          *path,
+                           GCancellable        *cancellable,
+                           GAsyncReadyCallback  callback,
+                           gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  g_autoptr(GError) error = NULL;
+  ExportJob *j;
+
+  g_return_if_fail (BL_IS_WORKBENCH (self));
+  g_return_if_fail (target != NULL && path != NULL);
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, bl_workbench_export_async);
+  if (self->model == NULL)
+    {
+      g_task_return_new_error (task, BL_ERROR, BL_ERROR_INVALID_ARGUMENT, "no model is open");
+      return;
+    }
+  j = g_new0 (ExportJob, 1);
+  j->model = g_object_ref (self->model);
+  j->plan = bl_plan_snapshot_to_quant_plan (bl_plan_history_get_current (self->history), self->model, &error);
+  j->target = g_strdup (target);
+  j->path = g_strdup (path);
+  j->notes = g_ptr_array_new_with_free_func (g_free);
+  g_task_set_task_data (task, j, export_job_free);
+  if (j->plan == NULL)
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  bl_application_hold_task (task);
+  g_task_run_in_thread (task, export_thread);
+}
+
+/**
+ * bl_workbench_export_finish:
+ * @self: the window
+ * @result: the result given to the callback
+ * @out_notes: (out) (optional) (transfer full): what the writer could not write as the plan
+ *   says and did instead (a GGUF layer whose width is not a multiple of the block stays
+ *   F16), an empty vector when nothing
+ * @error: return location for a #GError
+ *
+ * Returns: %TRUE when the export was written
+ */
+gboolean
+bl_workbench_export_finish (BlWorkbench   *self,
+                            GAsyncResult  *result,
+                            GStrv         *out_notes,
+                            GError       **error)
+{
+  ExportJob *j;
+
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+
+  if (!g_task_propagate_boolean (G_TASK (result), error))
+    return FALSE;
+  j = g_task_get_task_data (G_TASK (result));
+  if (out_notes != NULL)
+    {
+      g_autoptr(GStrvBuilder) b = g_strv_builder_new ();
+
+      for (guint i = 0; j != NULL && i < j->notes->len; i++)
+        g_strv_builder_add (b, g_ptr_array_index (j->notes, i));
+      *out_notes = g_strv_builder_end (b);
+    }
+  return TRUE;
 }

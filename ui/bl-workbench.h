@@ -28,5 +28,17 @@ GtkWidget      *bl_workbench_get_part     (BlWorkbench       *self,
 gboolean        bl_workbench_export_plan  (BlWorkbench       *self,
                                         GFile          *file,
                                         GError        **error);
+void            bl_workbench_export_async (BlWorkbench         *self,
+                                           const char          *target,
+                                           const char          *path,
+                                           GCancellable        *cancellable,
+                                           GAsyncReadyCallback  callback,
+                                           gpointer             user_data);
+gboolean        bl_workbench_export_finish (BlWorkbench        *self,
+                                            GAsyncResult       *result,
+                                            GStrv              *out_notes,
+                                            GError            **error);
+void            bl_workbench_open_sweep   (BlWorkbench       *self,
+                                           const char        *path);
 
 G_END_DECLS
