@@ -1603,6 +1603,8 @@ show_model (BlWorkbench *self)
   adw_window_title_set_subtitle (self->window_title, subtitle);
   gtk_window_set_title (GTK_WINDOW (self), name);
   gtk_stack_set_visible_child_name (self->main_stack, "workbench");
+  /* the bar has nothing to say before a model is open */
+  gtk_widget_set_visible (GTK_WIDGET (self->metrics_bar), TRUE);
 
   /* the first linear layer, so the distribution view has something to show */
   for (guint i = 0; i < self->items->len; i++)
@@ -1812,10 +1814,11 @@ on_drop (GtkDropTarget *target,
 
   if (!G_VALUE_HOLDS (value, GDK_TYPE_FILE_LIST))
     return FALSE;
-  files = g_value_get_boxed (value);
-  if (files == NULL)
-    return FALSE;
-  path = g_file_get_path (files->data);
+  /* one model at a time: the first file dropped */
+  files = gdk_file_list_get_files (g_value_get_boxed (value));
+  if (files != NULL)
+    path = g_file_get_path (files->data);
+  g_slist_free (files);
   if (path == NULL)
     return FALSE;
   bl_workbench_open (self, path);
@@ -1962,7 +1965,6 @@ bl_workbench_init (BlWorkbench *self)
   g_signal_connect (drop, "drop", G_CALLBACK (on_drop), self);
   gtk_widget_add_controller (GTK_WIDGET (self), GTK_EVENT_CONTROLLER (drop));
 
-
   self->store = bl_store_open (NULL, &error);
   if (self->store == NULL)
     g_message ("runs will not be recorded: %s", error->message);
@@ -2041,7 +2043,7 @@ bl_workbench_get_measurement (BlWorkbench *self)
  * bl_workbench_get_part:
  * @self: a window
  * @name: "browser", "picker", "distribution", "metrics", "pareto" (the plot), "pareto-view",
- *   "scaling", "stack" or "views"
+ *   "scaling", "stack", "views", or the welcome page's "recent-list" and "hf-list"
  *
  * For tests and tools that drive the window.
  *
@@ -2067,6 +2069,10 @@ bl_workbench_get_part (BlWorkbench   *self,
     return GTK_WIDGET (self->pareto_view);
   if (g_str_equal (name, "scaling"))
     return GTK_WIDGET (self->scaling_view);
+  if (g_str_equal (name, "recent-list"))
+    return GTK_WIDGET (self->recent_list);
+  if (g_str_equal (name, "hf-list"))
+    return GTK_WIDGET (self->hf_list);
   if (g_str_equal (name, "stack"))
     return GTK_WIDGET (self->main_stack);
   if (g_str_equal (name, "views"))

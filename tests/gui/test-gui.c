@@ -16,6 +16,7 @@
 #include <gtk/gtk.h>
 #include <math.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bl-application.h"
 #include "bl-brown.h"
@@ -170,7 +171,41 @@ count_badges (const char *text)
   return n;
 }
 
-/* Step 1: open stories260k */
+/* Step 1: open stories260k, from the Hugging Face cache on the welcome page */
+
+/* A Hugging Face cache entry for @model (models--ORG--NAME/snapshots/REV with refs/main),
+ * its files linked, under $HF_HOME/hub: the test's own folder (tests/gui/meson.build). */
+static char *
+make_hf_snapshot (const char *model)
+{
+  g_autofree char *hub = g_build_filename (g_getenv ("HF_HOME"), "hub", "models--bitlens-test--stories260k", NULL);
+  g_autofree char *refs = g_build_filename (hub, "refs", NULL);
+  g_autofree char *ref = g_build_filename (refs, "main", NULL);
+  char *snapshot = g_build_filename (hub, "snapshots", "0123abcd", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GDir) dir = g_dir_open (model, 0, &error);
+  const char *name;
+
+  g_assert_no_error (error);
+  g_assert_cmpint (g_mkdir_with_parents (snapshot, 0755), ==, 0);
+  g_assert_cmpint (g_mkdir_with_parents (refs, 0755), ==, 0);
+  g_assert_true (g_file_set_contents (ref, "0123abcd", -1, &error));
+  while ((name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *target = g_build_filename (model, name, NULL);
+      g_autofree char *link = g_build_filename (snapshot, name, NULL);
+
+      if (!g_file_test (link, G_FILE_TEST_EXISTS))
+        g_assert_cmpint (symlink (target, link), ==, 0);
+    }
+  return snapshot;
+}
+
+static gboolean
+has_rows (gpointer data)
+{
+  return gtk_widget_get_first_child (part (data)) != NULL;
+}
 
 static gboolean
 workbench_shown (gpointer data)
@@ -192,6 +227,9 @@ test_open (void)
 {
   g_autofree char *model = shared_path ("models/stories260k");
   g_autofree char *text = shared_path ("datasets/wikitext-2-raw-v1/wiki.test.raw");
+  g_autofree char *snapshot = NULL;
+  g_auto(GStrv) recent = NULL;
+  GtkWidget *row;
   GSettings *settings;
   BlModel *m;
 
@@ -207,6 +245,7 @@ test_open (void)
       return;
     }
 
+  snapshot = make_hf_snapshot (model);
   app = bl_application_new (NULL, G_APPLICATION_NON_UNIQUE);
   g_assert_true (g_application_register (G_APPLICATION (app), NULL, NULL));
   settings = bl_application_get_settings (app);
@@ -220,8 +259,25 @@ test_open (void)
   win = BL_WORKBENCH (bl_application_get_workbench (app));
   g_assert_nonnull (win);
 
-  bl_workbench_open (win, model);
+  /* what a newcomer sees first: the welcome page, with the model the cache scan found */
+  g_assert_cmpstr (gtk_stack_get_visible_child_name (GTK_STACK (part ("stack"))), ==, "welcome");
+  g_assert_false (g_action_group_get_action_enabled (G_ACTION_GROUP (win), "export-plan"));
+  wait_for (has_rows, "hf-list", "the Hugging Face cache scan");
+  row = gtk_widget_get_first_child (part ("hf-list"));
+  g_assert_true (ADW_IS_ACTION_ROW (row));
+  g_assert_cmpstr (adw_preferences_row_get_title (ADW_PREFERENCES_ROW (row)), ==, "bitlens-test/stories260k");
+  g_assert_cmpstr (adw_action_row_get_subtitle (ADW_ACTION_ROW (row)), ==, snapshot);
+  screenshot ("00-welcome.png");
+
+  /* a click on the row opens the snapshot */
+  g_assert_true (gtk_widget_activate (row));
   wait_for (workbench_shown, NULL, "the model to load");
+  g_assert_cmpstr (bl_model_get_path (bl_workbench_get_model (win)), ==, snapshot);
+  /* the window title names the repository, and the recent list starts with it */
+  g_assert_cmpstr (gtk_window_get_title (GTK_WINDOW (win)), ==, "bitlens-test/stories260k");
+  recent = g_settings_get_strv (settings, "recent-models");
+  g_assert_cmpstr (recent[0], ==, snapshot);
+  g_assert_true (has_rows ("recent-list"));
   wait_for (first_analysis, NULL, "the first layer's distribution");
   m = bl_workbench_get_model (win);
   g_assert_cmpint (bl_model_get_config (m)->n_layers, ==, 5);
@@ -823,6 +879,34 @@ measured_empty (gpointer data)
          && bl_plan_snapshot_is_empty (bl_measurement_get_plan (m));
 }
 
+/* Drops @path on the window as a file manager would: through the window's GtkDropTarget. */
+static void
+drop_folder (const char *path)
+{
+  g_autoptr(GListModel) controllers = gtk_widget_observe_controllers (GTK_WIDGET (win));
+  g_autoptr(GFile) file = g_file_new_for_path (path);
+  GSList *files = g_slist_prepend (NULL, file);
+  GValue value = G_VALUE_INIT;
+  gboolean accepted = FALSE, found = FALSE;
+
+  g_value_init (&value, GDK_TYPE_FILE_LIST);
+  g_value_take_boxed (&value, gdk_file_list_new_from_list (files));
+  g_slist_free (files);
+  for (guint i = 0; i < g_list_model_get_n_items (controllers) && !found; i++)
+    {
+      g_autoptr(GtkEventController) c = g_list_model_get_item (controllers, i);
+
+      if (GTK_IS_DROP_TARGET (c))
+        {
+          found = TRUE;
+          g_signal_emit_by_name (c, "drop", &value, 100.0, 100.0, &accepted);
+        }
+    }
+  g_value_unset (&value);
+  g_assert_true (found);
+  g_assert_true (accepted);
+}
+
 static void
 test_demo (void)
 {
@@ -844,7 +928,7 @@ test_demo (void)
   settings = bl_application_get_settings (app);
   g_settings_set_string (settings, "eval-text", "brown:test");
   g_settings_set_int (settings, "eval-windows", 48);
-  bl_workbench_open (win, demo);
+  drop_folder (demo);
   wait_for (workbench_shown, NULL, "the demo model to load");
   g_assert_cmpstr (bl_model_get_path (bl_workbench_get_model (win)), ==, demo);
   wait_for (measured_empty, NULL, "the demo model's perplexity");
@@ -878,9 +962,14 @@ main (int    argc,
   int status;
 
   g_test_init (&argc, &argv, NULL);
+  /* whatever the caller's environment, the user's dconf is never written */
+  g_setenv ("GSETTINGS_BACKEND", "memory", TRUE);
 
   if (g_getenv ("BITLENS_GUI_SKIP") != NULL)
     skip_reason = g_strdup (g_getenv ("BITLENS_GUI_SKIP"));
+  else if (g_getenv ("HF_HOME") == NULL || g_getenv ("XDG_DATA_HOME") == NULL)
+    skip_reason = g_strdup ("HF_HOME and XDG_DATA_HOME are not set: run the GUI tests through "
+                            "meson test, which points them into the build tree");
   else if (!gtk_init_check ())
     skip_reason = g_strdup ("no display: the GUI tests run under xvfb-run");
 
