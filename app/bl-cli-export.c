@@ -142,6 +142,7 @@ bl_cli_export_main (int    argc,
           if (!bl_ggml_type_from_name (unquantized, &t))
             return bl_cli_usage_error ("export", "unknown type “%s”", unquantized);
           opts.unquantized_type = opts.embedding_type = t;
+          opts.unquantized_f32 = t == BL_GGML_TYPE_F32;
         }
       ok = bl_export_gguf (model, (BlExportLayer *) layers->data, layers->len, &opts, out, notes, NULL, &error);
       for (guint i = 0; i < notes->len; i++)

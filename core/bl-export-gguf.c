@@ -691,7 +691,7 @@ bl_export_gguf (BlModel                   *model,
   g_autoptr(GHashTable) assigned = g_hash_table_new (g_str_hash, g_str_equal);
   g_autoptr(GHashTable) type_params = g_hash_table_new (g_direct_hash, g_direct_equal);
   g_autofree char *base = NULL;
-  BlGgufExportOptions opts = { BL_GGML_TYPE_F16, BL_GGML_TYPE_F16, NULL, FALSE };
+  BlGgufExportOptions opts = { BL_GGML_TYPE_F16, BL_GGML_TYPE_F16, NULL, FALSE, FALSE };
   const char *arch;
   gboolean permute;
   const BlExportLayer *head = NULL;
@@ -711,6 +711,8 @@ bl_export_gguf (BlModel                   *model,
         opts.unquantized_type = BL_GGML_TYPE_F16;
       if (opts.embedding_type == 0)
         opts.embedding_type = BL_GGML_TYPE_F16;
+      if (opts.unquantized_f32)
+        opts.unquantized_type = opts.embedding_type = BL_GGML_TYPE_F32;
     }
   if (!check_float_type (opts.unquantized_type, "unquantized", error)
       || !check_float_type (opts.embedding_type, "embedding", error))

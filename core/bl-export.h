@@ -89,6 +89,8 @@ char       *bl_export_llama_cpp         (const BlExportLayer *layers,
  * @name: (nullable): general.name; %NULL takes the model directory's name
  * @ggml_reference: encode Q8_0, Q4_0 and MXFP4 blocks with ggml's reference quantizers
  *   (the codes llama-quantize would choose) instead of with Bitlens's own quantizer
+ * @unquantized_f32: write the full-precision 2-D weights and the embedding as F32, whatever
+ *   the two types say (%BL_GGML_TYPE_F32 is 0, which they read as "default")
  *
  * Choices of the GGUF export that a plan does not make. By default the blocks hold the
  * codes and scales of bl_format_quantize() for the layer's format, so that the file decodes
@@ -101,6 +103,7 @@ typedef struct
   BlGgmlType embedding_type;
   const char *name;
   gboolean ggml_reference;
+  gboolean unquantized_f32;
 } BlGgufExportOptions;
 
 gboolean    bl_export_gguf              (BlModel                   *model,

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "bl-error.h"
+#include "bl-export.h"
 #include "bl-json-private.h"
 #include "bl-layer-private.h"
 #include "bl-model-config.h"
@@ -436,6 +437,10 @@ expect (BlModel       *self,
   int64_t shape[2] = { rows, cols };
   int n_dims = cols == 0 ? 1 : 2;
   const BlTensor *t;
+  /* a GGUF model's tensors have Hugging Face names here; say what the file calls them */
+  g_autofree char *gguf_name = self->storage != NULL ? bl_export_gguf_tensor_name (name) : NULL;
+  g_autofree char *also = gguf_name != NULL ? g_strdup_printf (" (GGUF “%s”)", gguf_name)
+                                            : g_strdup ("");
 
   *out = e;
   if (e == NULL && !required)
@@ -443,8 +448,8 @@ expect (BlModel       *self,
   if (e == NULL)
     {
       g_set_error (error, BL_ERROR, BL_ERROR_CORRUPT_FILE,
-                   "%s: tensor “%s” is missing; a %s model with %d blocks%s needs it",
-                   self->weights_source, name, self->config->model_type, self->config->n_layers,
+                   "%s: tensor “%s”%s is missing; a %s model with %d blocks%s needs it",
+                   self->weights_source, name, also, self->config->model_type, self->config->n_layers,
                    strcmp (name, "lm_head.weight") == 0 ? " and untied embeddings" : "");
       return FALSE;
     }
@@ -455,8 +460,9 @@ expect (BlModel       *self,
       g_autofree char *want = shape_to_string (shape, n_dims);
 
       g_set_error (error, BL_ERROR, BL_ERROR_CORRUPT_FILE,
-                   "%s: tensor “%s” has shape %s, but config.json implies %s (absolute offset %"
-                   G_GUINT64_FORMAT ")", t->file, t->name, have, want, t->file_offset);
+                   "%s: tensor “%s”%s has shape %s, but %s implies %s (absolute offset %"
+                   G_GUINT64_FORMAT ")", t->file, t->name, also, have,
+                   self->storage != NULL ? "the metadata" : "config.json", want, t->file_offset);
       return FALSE;
     }
   return TRUE;
