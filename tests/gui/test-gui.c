@@ -879,6 +879,12 @@ measured_empty (gpointer data)
          && bl_plan_snapshot_is_empty (bl_measurement_get_plan (m));
 }
 
+static gboolean
+load_done (gpointer data)
+{
+  return !g_action_group_get_action_enabled (G_ACTION_GROUP (win), "cancel-load");
+}
+
 /* Drops @path on the window as a file manager would: through the window's GtkDropTarget. */
 static void
 drop_folder (const char *path)
@@ -915,6 +921,7 @@ test_demo (void)
   g_autofree char *brown = bl_brown_default_dir ();
   g_autofree char *package = g_build_filename (brown, "package", NULL);
   GSettings *settings;
+  BlModel *before;
   const char *text;
   char *end = NULL;
 
@@ -928,6 +935,18 @@ test_demo (void)
   settings = bl_application_get_settings (app);
   g_settings_set_string (settings, "eval-text", "brown:test");
   g_settings_set_int (settings, "eval-windows", 48);
+
+  /* a load cancelled at once leaves the open model as it was */
+  before = bl_workbench_get_model (win);
+  bl_workbench_open (win, demo);
+  g_assert_cmpstr (gtk_stack_get_visible_child_name (GTK_STACK (part ("stack"))), ==, "loading");
+  g_assert_true (g_action_group_get_action_enabled (G_ACTION_GROUP (win), "cancel-load"));
+  g_action_group_activate_action (G_ACTION_GROUP (win), "cancel-load", NULL);
+  wait_for (load_done, NULL, "the cancelled load to end");
+  g_assert_true (bl_workbench_get_model (win) == before);
+  g_assert_cmpstr (gtk_stack_get_visible_child_name (GTK_STACK (part ("stack"))), ==, "workbench");
+
+  /* then the demo model, dropped on the window */
   drop_folder (demo);
   wait_for (workbench_shown, NULL, "the demo model to load");
   g_assert_cmpstr (bl_model_get_path (bl_workbench_get_model (win)), ==, demo);
