@@ -28,6 +28,7 @@ struct _BlWorkbench
   /* Template widgets */
   AdwWindowTitle *window_title;
   AdwToastOverlay *toast_overlay;
+  AdwToast *last_toast;      /* weak: the toast on screen, if any */
   GtkStack *main_stack;
   AdwSplitButton *models_button;
   GtkListBox *recent_list;

@@ -73,6 +73,8 @@ bl_workbench_toast (BlWorkbench   *self,
   va_end (args);
   toast = adw_toast_new (text);
   adw_toast_set_timeout (toast, 4);
+  g_clear_weak_pointer (&self->last_toast);
+  g_set_weak_pointer (&self->last_toast, toast);
   adw_toast_overlay_add_toast (self->toast_overlay, toast);
 }
 
@@ -88,6 +90,10 @@ cancel_and_clear (GCancellable **cancellable)
 static void
 drop_model (BlWorkbench *self)
 {
+  /* a message about the old model must not linger over the new one */
+  if (self->last_toast != NULL)
+    adw_toast_dismiss (self->last_toast);
+  g_clear_weak_pointer (&self->last_toast);
   cancel_and_clear (&self->text_cancellable);
   cancel_and_clear (&self->calib_cancellable);
   cancel_and_clear (&self->qsnr_cancellable);
@@ -152,6 +158,7 @@ bl_workbench_finalize (GObject *object)
 {
   BlWorkbench *self = BL_WORKBENCH (object);
 
+  g_clear_weak_pointer (&self->last_toast);
   g_clear_object (&self->settings);
   g_clear_object (&self->store);
   g_clear_object (&self->history);

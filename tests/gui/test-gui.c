@@ -446,6 +446,22 @@ percentile_ms (GArray *intervals,
 }
 
 static gboolean
+browse_next_layer (gpointer data)
+{
+  static const char *const layers[] = {
+    "model.layers.0.self_attn.q_proj.weight", "model.layers.1.mlp.up_proj.weight",
+    "model.layers.2.self_attn.v_proj.weight", "model.layers.3.mlp.gate_proj.weight",
+    "model.layers.4.self_attn.o_proj.weight", "model.layers.2.mlp.down_proj.weight",
+  };
+  guint *n = data;
+
+  g_assert_true (bl_layer_browser_select_layer (BL_LAYER_BROWSER (part ("browser")),
+                                                layers[*n % G_N_ELEMENTS (layers)]));
+  (*n)++;
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
 measured (gpointer data)
 {
   BlMeasurement *m = bl_workbench_get_measurement (win);
@@ -481,6 +497,7 @@ test_measure (void)
   FrameStats fs = { 0 };
   g_autoptr(GArray) intervals = g_array_new (FALSE, FALSE, sizeof (gint64));
   double p50, p99;
+  guint browse, n_browsed = 0;
   const char *text;
   char *end = NULL;
   double ppl;
@@ -492,7 +509,7 @@ test_measure (void)
   g_assert_nonnull (clock);
   wait_for (running, NULL, "the measurement to start");
   /* a longer measurement, so that there is time to watch the frames */
-  g_settings_set_int (bl_application_get_settings (app), "eval-windows", 160);
+  g_settings_set_int (bl_application_get_settings (app), "eval-windows", 320);
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (win), "win.measure", NULL));
   wait_for (running, NULL, "the restarted measurement");
   screenshot ("04-measuring.png");
@@ -501,7 +518,11 @@ test_measure (void)
   fs.intervals = intervals;
   before = g_signal_connect (clock, "before-paint", G_CALLBACK (on_before_paint), &fs);
   after = g_signal_connect (clock, "after-paint", G_CALLBACK (on_after_paint), &fs);
+  /* and a user who browses meanwhile: a new layer every 150 ms, each redrawing the
+   * distribution view and computing its analysis */
+  browse = g_timeout_add (150, browse_next_layer, &n_browsed);
   wait_for (measured, NULL, "the measured perplexity");
+  g_source_remove (browse);
   g_signal_handler_disconnect (clock, before);
   g_signal_handler_disconnect (clock, after);
 
@@ -514,13 +535,16 @@ test_measure (void)
   g_assert_true (g_str_has_prefix (bl_metrics_bar_get_kl_text (BL_METRICS_BAR (part ("metrics"))), "KL "));
   p50 = percentile_ms (intervals, 50);
   p99 = percentile_ms (intervals, 99);
-  g_test_message ("measured ppl %s; %u frames during the measurement: frame-to-frame interval median "
-                  "%.1f ms, 99th percentile %.1f ms, worst %.1f ms; worst frame (update → paint) %.1f ms",
-                  text, fs.n_frames, p50, p99, fs.worst_interval / 1000.0, fs.worst_frame / 1000.0);
+  g_test_message ("measured ppl %s; %u frames during the measurement while %u layers were selected: "
+                  "frame-to-frame interval median %.1f ms, 99th percentile %.1f ms, worst %.1f ms; "
+                  "worst frame (update → paint) %.1f ms", text, fs.n_frames, n_browsed, p50, p99,
+                  fs.worst_interval / 1000.0, fs.worst_frame / 1000.0);
+  g_assert_cmpuint (n_browsed, >, 3);
   g_assert_cmpuint (fs.n_frames, >, 5);
   /* responsive: no frame waits on the measurement */
   g_assert_cmpint (fs.worst_interval, <, 500 * 1000);
-  g_assert_cmpfloat (p99, <, 100.0);
+  /* six frames a second at worst, on a software renderer in Xvfb while layers change */
+  g_assert_cmpfloat (p99, <, 250.0);
   screenshot ("05-measured.png");
 
   /* the instant estimate, once the sensitivities are in */
@@ -775,23 +799,31 @@ test_pareto (void)
   const BlFitResult *fit;
   BlScalingModel model;
   guint series, index, n_runs;
+  static const char *const more_specs[] = { "int4:g32:sym", "nvfp4", "int8:channel" };
 
   if (skip_if_needed ())
     return;
   view = BL_PARETO_VIEW (part ("pareto-view"));
   plot = BL_PLOT (part ("pareto"));
 
-  /* a third plan: int8 per channel on every linear layer */
-  g_assert_true (bl_format_picker_set_spec (BL_FORMAT_PICKER (part ("picker")), "int8:channel"));
-  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (win), "win.apply", "s", "all"));
+  /* three more plans, each on every linear layer, measured one after the other; the last
+   * is int8 per channel */
+  for (guint i = 0; i < G_N_ELEMENTS (more_specs); i++)
+    {
+      g_assert_true (bl_format_picker_set_spec (BL_FORMAT_PICKER (part ("picker")), more_specs[i]));
+      g_assert_true (gtk_widget_activate_action (GTK_WIDGET (win), "win.apply", "s", "all"));
+      wait_for (measured, NULL, more_specs[i]);
+    }
   int8_plan = bl_plan_snapshot_ref (bl_workbench_get_plan (win));
+  g_assert_cmpstr (bl_plan_snapshot_get_entry (int8_plan, 0)->weight_spec, ==, "int8:channel");
   g_assert_false (bl_plan_snapshot_equal (int8_plan, mlp_plan));
-  wait_for (measured, NULL, "the perplexity of int8 on every layer");
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (win), "win.show-view", "s", "pareto"));
-  wait_for (pareto_fitted, NULL, "three Pareto points and their fit");
+  wait_for (pareto_fitted, NULL, "the Pareto points and their fit");
+  /* the unquantized model, mxfp4 on the MLP and the three plans above */
+  wait_for (pareto_has, GUINT_TO_POINTER (5), "five Pareto points");
   fit = bl_pareto_view_get_fit (view, &model);
-  g_assert_cmpuint (fit->n_points, >=, 3);
-  g_assert_cmpuint (fit->dof, >=, 1);
+  g_assert_cmpuint (fit->n_points, >=, 5);
+  g_assert_cmpuint (fit->dof, >=, 2);
   g_assert_true (isfinite (fit->r2));
   g_assert_nonnull (strstr (bl_pareto_view_get_fit_text (view), "95% confidence"));
   /* the current plan is measured, so it is on the plot */
