@@ -936,7 +936,8 @@ bl_model_get_tensor (BlModel    *self,
  * bl_model_get_n_tensors:
  * @self: a model
  *
- * Returns: the number of tensors stored in the safetensors files (an alias is not one)
+ * Returns: the number of tensors stored in the safetensors files or the GGUF file (an alias
+ *   is not one)
  */
 guint
 bl_model_get_n_tensors (BlModel *self)
@@ -952,7 +953,7 @@ bl_model_get_n_tensors (BlModel *self)
  * @index: below bl_model_get_n_tensors()
  *
  * Tensors are numbered file by file (the shards in name order), in the order of their
- * bytes in each file.
+ * bytes in each file (for a GGUF model, of the GGUF tensors they were read from).
  *
  * Returns: (transfer none): the tensor
  */
@@ -1018,7 +1019,8 @@ bl_model_get_tokenizer_source (BlModel *self)
  *
  * The scheme is described at bl_model_load().
  *
- * Returns: the SHA-256 of config.json and the safetensors files, 64 hex digits
+ * Returns: the SHA-256 of config.json and the safetensors files, or of the GGUF file, 64 hex
+ *   digits
  */
 const char *
 bl_model_get_fingerprint (BlModel *self)

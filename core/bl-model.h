@@ -111,7 +111,8 @@ gint64               bl_model_get_n_params    (BlModel    *self);
 /* GGUF models: the stored ggml types, and where the tokenizer came from (NULL otherwise) */
 const char          *bl_model_get_storage     (BlModel    *self);
 const char          *bl_model_get_tokenizer_source (BlModel *self);
-/* sha256 hex over config.json and every safetensors header + data, stable across copies */
+/* sha256 hex over config.json and every safetensors header + data (or over the GGUF file),
+ * stable across copies */
 const char          *bl_model_get_fingerprint (BlModel    *self);
 
 G_END_DECLS

@@ -498,7 +498,8 @@ write_byte_level_gguf (const char *json_path,
   g_autoptr(GPtrArray) merges = g_ptr_array_new_with_free_func (g_free);
   g_autoptr(GArray) types = g_array_new (FALSE, TRUE, sizeof (gint32));
   g_autoptr(BlGgufWriter) w = bl_gguf_writer_new (BL_GGUF_DEFAULT_ALIGNMENT);
-  g_autofree char *base = g_path_get_basename (g_path_get_dirname (json_path));
+  g_autofree char *parent = g_path_get_dirname (json_path);
+  g_autofree char *base = g_path_get_basename (parent);
   g_autofree char *name = g_strdup_printf ("%s.gguf", base);
   char *path = tmp_path (name);
   JsonObject *model, *vocab;
