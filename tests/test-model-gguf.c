@@ -435,6 +435,56 @@ check_tokenizers (BlTokenizer *want,
     check_same_ids (want, got, sample_texts[i], -1);
 }
 
+/* model.merges of a tokenizer.json as "left right" strings (either spelling) */
+static GPtrArray *
+json_merges (JsonObject *model)
+{
+  JsonArray *m = json_object_get_array_member (model, "merges");
+  GPtrArray *merges = g_ptr_array_new_with_free_func (g_free);
+
+  for (guint i = 0; i < json_array_get_length (m); i++)
+    {
+      JsonNode *e = json_array_get_element (m, i);
+
+      if (JSON_NODE_HOLDS_ARRAY (e))
+        g_ptr_array_add (merges, g_strdup_printf ("%s %s",
+                                                  json_array_get_string_element (json_node_get_array (e), 0),
+                                                  json_array_get_string_element (json_node_get_array (e), 1)));
+      else
+        g_ptr_array_add (merges, g_strdup (json_node_get_string (e)));
+    }
+  return merges;
+}
+
+/* The first 200 kB of WikiText-2's test text (when the shared data has it) give the same
+ * ids and decode to the same text. */
+static void
+check_wiki_text (BlTokenizer *want,
+                 BlTokenizer *got)
+{
+  g_autofree char *wiki = g_build_filename (g_getenv ("BITLENS_SHARED_DIR"), "datasets",
+                                            "wikitext-2-raw-v1", "wiki.test.raw", NULL);
+  g_autofree char *text = NULL;
+  g_autoptr(GArray) a = NULL;
+  g_autoptr(GArray) b = NULL;
+  g_autofree char *want_text = NULL;
+  g_autofree char *got_text = NULL;
+  gsize len;
+
+  if (!g_file_get_contents (wiki, &text, &len, NULL))
+    return;
+  len = MIN (len, 200000);
+  while (len > 0 && ((guchar) text[len] & 0xc0) == 0x80)
+    len--;
+  a = bl_tokenizer_encode (want, text, (gssize) len, TRUE);
+  b = bl_tokenizer_encode (got, text, (gssize) len, TRUE);
+  g_test_message ("%u tokens of wiki.test.raw, equal ids", a->len);
+  g_assert_cmpmem (a->data, a->len * sizeof (int32_t), b->data, b->len * sizeof (int32_t));
+  want_text = bl_tokenizer_decode (want, (const int32_t *) a->data, a->len);
+  got_text = bl_tokenizer_decode (got, (const int32_t *) b->data, b->len);
+  g_assert_cmpstr (got_text, ==, want_text);
+}
+
 /* stories260k's SentencePiece BPE: the export keeps scores, not merges; the merges
  * derived from the scores give the same ids as tokenizer.json on the WikiText-2 test text,
  * and the same text back. */
@@ -442,13 +492,10 @@ static void
 test_stories_tokenizer (void)
 {
   g_autofree char *dir = stories260k ();
-  g_autofree char *wiki = NULL;
-  g_autofree char *text = NULL;
   g_autoptr(BlModel) hf = NULL;
   g_autoptr(BlModel) gguf = NULL;
   g_autofree char *path = NULL;
   BlTokenizer *want, *got;
-  gsize len;
 
   if (dir == NULL)
     return;
@@ -462,26 +509,89 @@ test_stories_tokenizer (void)
   g_assert_cmpint (bl_tokenizer_get_vocab_size (got), ==, bl_tokenizer_get_vocab_size (want));
   check_tokenizers (want, got);
 
-  wiki = g_build_filename (g_getenv ("BITLENS_SHARED_DIR"), "datasets", "wikitext-2-raw-v1",
-                           "wiki.test.raw", NULL);
-  if (g_file_get_contents (wiki, &text, &len, NULL))
-    {
-      g_autoptr(GArray) a = NULL;
-      g_autoptr(GArray) b = NULL;
-      g_autofree char *want_text = NULL;
-      g_autofree char *got_text = NULL;
+  check_wiki_text (want, got);
+}
 
-      len = MIN (len, 200000);
-      while (len > 0 && ((guchar) text[len] & 0xc0) == 0x80)
-        len--;
-      a = bl_tokenizer_encode (want, text, (gssize) len, TRUE);
-      b = bl_tokenizer_encode (got, text, (gssize) len, TRUE);
-      g_test_message ("stories260k: %u tokens of wiki.test.raw, equal ids", a->len);
-      g_assert_cmpmem (a->data, a->len * sizeof (int32_t), b->data, b->len * sizeof (int32_t));
-      want_text = bl_tokenizer_decode (want, (const int32_t *) a->data, a->len);
-      got_text = bl_tokenizer_decode (got, (const int32_t *) b->data, b->len);
-      g_assert_cmpstr (got_text, ==, want_text);
+/* A "llama" tokenizer whose file also has tokenizer.ggml.merges (convert_hf_to_gguf.py's
+ * _set_vocab_llama_hf writes them): the merges are used as they are. */
+static void
+test_stories_tokenizer_merges (void)
+{
+  g_autofree char *dir = stories260k ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(BlModel) hf = NULL;
+  g_autofree char *exported = NULL;
+  g_autoptr(BlGguf) from = NULL;
+  g_autoptr(BlGgufWriter) w = bl_gguf_writer_new (BL_GGUF_DEFAULT_ALIGNMENT);
+  g_autofree char *json_path = NULL;
+  g_autofree char *contents = NULL;
+  g_autoptr(JsonNode) root = NULL;
+  g_autoptr(GPtrArray) merges = NULL;
+  g_auto(GStrv) tokens = NULL;
+  g_autofree float *scores = NULL;
+  g_autofree gint32 *types = NULL;
+  g_autofree char *path = tmp_path ("stories260k-merges.gguf");
+  g_autoptr(BlGguf) file = NULL;
+  g_autoptr(BlTokenizer) got = NULL;
+  g_autofree char *why_not = NULL;
+  static const char *const ids[] = { "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
+                                     "tokenizer.ggml.unknown_token_id" };
+  guint n;
+  gsize len;
+  gboolean add_bos;
+
+  if (dir == NULL)
+    return;
+  hf = load (dir);
+  exported = export_gguf (hf, "stories260k-scores.gguf", NULL, BL_GGML_TYPE_F16);
+  from = bl_gguf_open (exported, &error);
+  g_assert_no_error (error);
+  g_assert_null (bl_gguf_find_kv (from, "tokenizer.ggml.merges"));
+  tokens = bl_gguf_get_string_array (from, "tokenizer.ggml.tokens");
+  n = g_strv_length (tokens);
+  scores = g_new (float, n);
+  types = g_new (gint32, n);
+  for (guint i = 0; i < n; i++)
+    {
+      double d;
+
+      g_assert_true (bl_gguf_get_array_number (from, "tokenizer.ggml.scores", i, &d));
+      scores[i] = (float) d;
+      g_assert_true (bl_gguf_get_array_number (from, "tokenizer.ggml.token_type", i, &d));
+      types[i] = (gint32) d;
     }
+  json_path = g_build_filename (dir, "tokenizer.json", NULL);
+  g_assert_true (g_file_get_contents (json_path, &contents, &len, &error));
+  root = bl_json_parse_object (contents, len, json_path, &error);
+  g_assert_no_error (error);
+  merges = json_merges (json_object_get_object_member (json_node_get_object (root), "model"));
+
+  bl_gguf_writer_add_string (w, "general.architecture", "llama");
+  bl_gguf_writer_add_string (w, "tokenizer.ggml.model", "llama");
+  bl_gguf_writer_add_string_array (w, "tokenizer.ggml.tokens", (const char * const *) tokens, n);
+  bl_gguf_writer_add_float32_array (w, "tokenizer.ggml.scores", scores, n);
+  bl_gguf_writer_add_int32_array (w, "tokenizer.ggml.token_type", types, n);
+  bl_gguf_writer_add_string_array (w, "tokenizer.ggml.merges", (const char * const *) merges->pdata,
+                                   merges->len);
+  for (guint i = 0; i < G_N_ELEMENTS (ids); i++)
+    {
+      guint64 id;
+
+      g_assert_true (bl_gguf_get_uint (from, ids[i], &id));
+      bl_gguf_writer_add_uint32 (w, ids[i], (guint32) id);
+    }
+  g_assert_true (bl_gguf_get_bool (from, "tokenizer.ggml.add_bos_token", &add_bos));
+  bl_gguf_writer_add_bool (w, "tokenizer.ggml.add_bos_token", add_bos);
+  g_assert_true (bl_gguf_writer_write (w, path, NULL, &error));
+  g_assert_no_error (error);
+
+  file = bl_gguf_open (path, &error);
+  g_assert_no_error (error);
+  g_assert_true (bl_model_gguf_read_tokenizer (file, &got, &why_not, &error));
+  g_assert_no_error (error);
+  g_assert_nonnull (got);
+  check_tokenizers (bl_model_get_tokenizer (hf), got);
+  check_wiki_text (bl_model_get_tokenizer (hf), got);
 }
 
 /* A GGUF that holds only the tokenizer of a tokenizer.json, as llama.cpp's converter
@@ -495,7 +605,7 @@ write_byte_level_gguf (const char *json_path,
   g_autofree char *contents = NULL;
   g_autoptr(JsonNode) root = NULL;
   g_autoptr(GPtrArray) tokens = g_ptr_array_new_with_free_func (g_free);
-  g_autoptr(GPtrArray) merges = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GPtrArray) merges = NULL;
   g_autoptr(GArray) types = g_array_new (FALSE, TRUE, sizeof (gint32));
   g_autoptr(BlGgufWriter) w = bl_gguf_writer_new (BL_GGUF_DEFAULT_ALIGNMENT);
   g_autofree char *parent = g_path_get_dirname (json_path);
@@ -503,7 +613,7 @@ write_byte_level_gguf (const char *json_path,
   g_autofree char *name = g_strdup_printf ("%s.gguf", base);
   char *path = tmp_path (name);
   JsonObject *model, *vocab;
-  JsonArray *added, *m;
+  JsonArray *added;
   JsonObjectIter it;
   const char *piece;
   JsonNode *node;
@@ -544,18 +654,7 @@ write_byte_level_gguf (const char *json_path,
     }
   for (guint i = 0; i < tokens->len; i++)
     g_assert_nonnull (tokens->pdata[i]);
-  m = json_object_get_array_member (model, "merges");
-  for (guint i = 0; i < json_array_get_length (m); i++)
-    {
-      JsonNode *e = json_array_get_element (m, i);
-
-      if (JSON_NODE_HOLDS_ARRAY (e))
-        g_ptr_array_add (merges, g_strdup_printf ("%s %s",
-                                                  json_array_get_string_element (json_node_get_array (e), 0),
-                                                  json_array_get_string_element (json_node_get_array (e), 1)));
-      else
-        g_ptr_array_add (merges, g_strdup (json_node_get_string (e)));
-    }
+  merges = json_merges (model);
 
   bl_gguf_writer_add_string (w, "general.architecture", "llama");
   bl_gguf_writer_add_string (w, "tokenizer.ggml.model", "gpt2");
@@ -914,6 +1013,7 @@ main (int    argc,
   g_test_add_data_func ("/bitlens/model-gguf/blocks/qwen2-gqa", "qwen2-gqa", test_fixture_blocks);
   g_test_add_func ("/bitlens/model-gguf/blocks/stories260k", test_stories_blocks);
   g_test_add_func ("/bitlens/model-gguf/tokenizer/stories260k", test_stories_tokenizer);
+  g_test_add_func ("/bitlens/model-gguf/tokenizer/stories260k-merges", test_stories_tokenizer_merges);
   g_test_add_func ("/bitlens/model-gguf/tokenizer/byte-level", test_byte_level_tokenizers);
   g_test_add_func ("/bitlens/model-gguf/tokenizer/unknown-pre", test_unknown_pre_tokenizer);
   g_test_add_func ("/bitlens/model-gguf/tokenizer/beside", test_tokenizer_beside);
