@@ -121,10 +121,15 @@ screenshot (const char *name)
   for (int attempt = 0; node == NULL && attempt < 50; attempt++)
     {
       GtkSnapshot *snapshot = gtk_snapshot_new ();
+      /* the window's background (libadwaita's light window_bg_color) belongs to the
+       * toplevel, not to its content: without it the PNG is transparent where the content
+       * draws no background of its own */
+      static const GdkRGBA window_bg = { 0xfa / 255., 0xfa / 255., 0xfa / 255., 1.0 };
 
       settle (attempt == 0 ? 400 : 100);
       w = gtk_widget_get_width (widget);
       h = gtk_widget_get_height (widget);
+      gtk_snapshot_append_color (snapshot, &window_bg, &GRAPHENE_RECT_INIT (0, 0, w, h));
       gdk_paintable_snapshot (paintable, snapshot, w, h);
       node = gtk_snapshot_free_to_node (snapshot);
     }
@@ -541,10 +546,11 @@ test_measure (void)
                   fs.worst_interval / 1000.0, fs.worst_frame / 1000.0);
   g_assert_cmpuint (n_browsed, >, 3);
   g_assert_cmpuint (fs.n_frames, >, 5);
-  /* responsive: no frame waits on the measurement */
-  g_assert_cmpint (fs.worst_interval, <, 500 * 1000);
-  /* six frames a second at worst, on a software renderer in Xvfb while layers change */
-  g_assert_cmpfloat (p99, <, 250.0);
+  /* responsive: no frame waits on the measurement, which takes seconds. The bounds leave
+   * room for a software renderer in Xvfb on a CI machine shared with other jobs; unloaded,
+   * the 99th percentile is about 60 ms here (docs/gui.md) */
+  g_assert_cmpint (fs.worst_interval, <, 1000 * 1000);
+  g_assert_cmpfloat (p99, <, 500.0);
   screenshot ("05-measured.png");
 
   /* the instant estimate, once the sensitivities are in */
@@ -612,10 +618,46 @@ test_export (void)
 /* Step 6: undo and redo */
 
 static void
+assert_accel (const char *action,
+              const char *accel)
+{
+  g_auto(GStrv) accels = gtk_application_get_accels_for_action (GTK_APPLICATION (app), action);
+
+  g_assert_true (g_strv_contains ((const char *const *) accels, accel));
+}
+
+static void
 test_undo (void)
 {
   if (skip_if_needed ())
     return;
+  /* the keyboard: open, export, undo/redo, search, and the shortcuts window */
+  assert_accel ("win.open", "<Control>o");
+  assert_accel ("win.export-plan", "<Control>e");
+  assert_accel ("win.undo", "<Control>z");
+  assert_accel ("win.redo", "<Shift><Control>z");
+  assert_accel ("win.search", "<Control>f");
+  assert_accel ("win.show-help-overlay", "<Control>question");
+
+  /* the about window */
+  {
+    GListModel *toplevels = gtk_window_get_toplevels ();
+    AdwAboutWindow *about = NULL;
+
+    g_action_group_activate_action (G_ACTION_GROUP (app), "about", NULL);
+    for (guint i = 0; i < g_list_model_get_n_items (toplevels); i++)
+      {
+        g_autoptr(GObject) w = g_list_model_get_item (toplevels, i);
+
+        if (ADW_IS_ABOUT_WINDOW (w))
+          about = ADW_ABOUT_WINDOW (w);
+      }
+    g_assert_nonnull (about);
+    g_assert_cmpstr (adw_about_window_get_application_name (about), ==, "Bitlens");
+    g_assert_true (gtk_window_get_transient_for (GTK_WINDOW (about)) == GTK_WINDOW (win));
+    gtk_window_close (GTK_WINDOW (about));
+    settle (100);
+  }
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (win), "win.undo", NULL));
   g_assert_true (bl_plan_snapshot_is_empty (bl_workbench_get_plan (win)));
   settle (200);
@@ -888,6 +930,10 @@ test_scaling (void)
   g_assert_nonnull (strstr (bl_scaling_view_get_crossover_text (view), "mxfp4"));
   g_test_message ("crossover: %s", bl_scaling_view_get_crossover_text (view));
   screenshot ("11-crossover.png");
+  /* and FP4 E2M1, whose loss turns up within the plot's range of tokens */
+  bl_scaling_view_set_law_inputs (view, 1e9, 1e11, 2, 1, 128);
+  g_assert_cmpfloat (fabs (bl_scaling_view_get_loss (view) - 2.5979), <, 5e-4);
+  g_assert_cmpfloat (fabs (bl_scaling_view_get_critical_data (view) / 1e12 - 0.393), <, 0.002);
   /* scrolled down to the calculator, as a user would */
   {
     GtkWidget *scrolled = gtk_widget_get_first_child (GTK_WIDGET (view));
