@@ -405,11 +405,11 @@ static const ColumnDef columns[] = {
   { "Layer", TRUE, 158, setup_name, refresh_name, cmp_name },
   { "Shape", FALSE, 76, setup_shape, refresh_shape, NULL },
   { "Params", FALSE, 54, setup_params, refresh_params, cmp_params },
-  { "Weights", FALSE, 92, setup_badge, refresh_weight, cmp_weight },
-  { "Inputs", FALSE, 84, setup_badge, refresh_act, cmp_act },
+  { "Weights", FALSE, 112, setup_badge, refresh_weight, cmp_weight },
+  { "Inputs", FALSE, 76, setup_badge, refresh_act, cmp_act },
   { "Bits/w", FALSE, 54, setup_bpw, refresh_bpw, cmp_bpw },
   { "QSNR", FALSE, 104, setup_qsnr, refresh_qsnr, cmp_qsnr },
-  { "Sensitivity", FALSE, 100, setup_sensitivity, refresh_sensitivity, cmp_sensitivity },
+  { "Sensitivity", FALSE, 116, setup_sensitivity, refresh_sensitivity, cmp_sensitivity },
 };
 
 static void

@@ -888,6 +888,27 @@ test_pareto (void)
   wait_for (pareto_has, GUINT_TO_POINTER (n_runs + 2), "the sweep's points");
   screenshot ("10-pareto-fit-sweep.png");
 
+  /* the plot as SVG and PNG, as its save button writes them */
+  {
+    g_autofree char *svg_path = g_build_filename (work_dir, "pareto.svg", NULL);
+    g_autofree char *png_path = g_build_filename (work_dir, "pareto.png", NULL);
+    g_autoptr(GFile) svg = g_file_new_for_path (svg_path);
+    g_autoptr(GFile) png = g_file_new_for_path (png_path);
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GdkTexture) texture = NULL;
+    g_autofree char *text = NULL;
+
+    g_assert_true (bl_plot_save (plot, svg, &error));
+    g_assert_no_error (error);
+    g_assert_true (g_file_get_contents (svg_path, &text, NULL, &error));
+    g_assert_nonnull (strstr (text, "<svg"));
+    g_assert_true (bl_plot_save (plot, png, &error));
+    g_assert_no_error (error);
+    texture = gdk_texture_new_from_file (png, &error);
+    g_assert_no_error (error);
+    g_assert_cmpint (gdk_texture_get_width (texture), >=, 640);
+  }
+
   /* click the mxfp4-on-MLP point: its plan comes back, and Ctrl+Z undoes the click */
   g_assert_true (bl_pareto_view_lookup (view, mlp_plan, &series, &index));
   g_signal_emit_by_name (plot, "point-activated", series, index);
