@@ -262,14 +262,18 @@ is_byte_token (const char *t)
  * use_regex, and llama.cpp's "gpt-2" pre-tokenizer (llama-vocab.cpp) */
 #define GPT2_REGEX "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
 
-/* "gpt-2" when the pre-tokenizer is GPT-2's byte-level split, else "default" */
+/* Qwen2's split, as its tokenizer.json writes it (llama.cpp's LLAMA_VOCAB_PRE_TYPE_QWEN2) */
+#define QWEN2_REGEX "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+
+/* llama.cpp's name (llama-vocab.cpp) for the byte-level pre-tokenizer: "gpt-2" for GPT-2's
+ * split, "smollm" for single digits before it, "qwen2" for Qwen2's split; else "default" */
 static const char *
 byte_level_pre (JsonObject *root)
 {
   JsonNode *pre = json_object_get_member (root, "pre_tokenizer");
   g_autoptr(GList) parts = NULL;
   JsonArray *seq;
-  gboolean gpt2_split = FALSE, byte_level = FALSE;
+  gboolean gpt2_split = FALSE, byte_level = FALSE, qwen2_split = FALSE, digits = FALSE;
 
   if (pre == NULL || !JSON_NODE_HOLDS_OBJECT (pre))
     return "default";
@@ -299,9 +303,19 @@ byte_level_pre (JsonObject *root)
           if (pat != NULL && g_strcmp0 (json_object_get_string_member_with_default (pat, "Regex", ""),
                                         GPT2_REGEX) == 0)
             gpt2_split = TRUE;
+          else if (pat != NULL && g_strcmp0 (json_object_get_string_member_with_default (pat, "Regex", ""),
+                                             QWEN2_REGEX) == 0)
+            qwen2_split = TRUE;
         }
+      else if (g_str_equal (type, "Digits")
+               && json_object_get_boolean_member_with_default (p, "individual_digits", FALSE))
+        digits = TRUE;
     }
-  return byte_level && gpt2_split ? "gpt-2" : "default";
+  if (!byte_level || gpt2_split == qwen2_split)
+    return "default";
+  if (qwen2_split)
+    return digits ? "default" : "qwen2";
+  return digits ? "smollm" : "gpt-2";
 }
 
 /*

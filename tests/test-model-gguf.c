@@ -424,15 +424,22 @@ check_same_ids (BlTokenizer *want,
 }
 
 static void
-check_tokenizers (BlTokenizer *want,
-                  BlTokenizer *got)
+check_encodings (BlTokenizer *want,
+                 BlTokenizer *got)
 {
   g_assert_cmpstr (bl_tokenizer_get_style (got), ==, bl_tokenizer_get_style (want));
-  g_assert_cmpint (bl_tokenizer_get_bos_id (got), ==, bl_tokenizer_get_bos_id (want));
-  g_assert_cmpint (bl_tokenizer_get_eos_id (got), ==, bl_tokenizer_get_eos_id (want));
   g_assert_cmpint (bl_tokenizer_get_add_bos (got), ==, bl_tokenizer_get_add_bos (want));
   for (guint i = 0; i < G_N_ELEMENTS (sample_texts); i++)
     check_same_ids (want, got, sample_texts[i], -1);
+}
+
+static void
+check_tokenizers (BlTokenizer *want,
+                  BlTokenizer *got)
+{
+  g_assert_cmpint (bl_tokenizer_get_bos_id (got), ==, bl_tokenizer_get_bos_id (want));
+  g_assert_cmpint (bl_tokenizer_get_eos_id (got), ==, bl_tokenizer_get_eos_id (want));
+  check_encodings (want, got);
 }
 
 /* model.merges of a tokenizer.json as "left right" strings (either spelling) */
@@ -709,6 +716,83 @@ test_byte_level_tokenizers (void)
       g_assert_null (why_not);
       g_assert_nonnull (got);
       check_tokenizers (want, got);
+    }
+}
+
+static void
+copy_file (const char *from_dir,
+           const char *name,
+           const char *to_dir)
+{
+  g_autofree char *from = g_build_filename (from_dir, name, NULL);
+  g_autofree char *to = g_build_filename (to_dir, name, NULL);
+  g_autofree char *contents = NULL;
+  g_autoptr(GError) error = NULL;
+  gsize len;
+
+  g_assert_true (g_file_get_contents (from, &contents, &len, &error));
+  g_assert_true (g_file_set_contents (to, contents, (gssize) len, &error));
+  g_assert_no_error (error);
+}
+
+/* The fixture's config.json without bos_token_id and eos_token_id, which the export would
+ * prefer to the borrowed tokenizer's */
+static void
+write_config_without_tokens (const char *from_dir,
+                             const char *to_dir)
+{
+  g_autofree char *from = g_build_filename (from_dir, "config.json", NULL);
+  g_autofree char *to = g_build_filename (to_dir, "config.json", NULL);
+  g_autofree char *contents = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonNode) root = NULL;
+  g_autoptr(JsonGenerator) gen = json_generator_new ();
+  gsize len;
+
+  g_assert_true (g_file_get_contents (from, &contents, &len, &error));
+  root = bl_json_parse_object (contents, len, from, &error);
+  g_assert_no_error (error);
+  json_object_remove_member (json_node_get_object (root), "bos_token_id");
+  json_object_remove_member (json_node_get_object (root), "eos_token_id");
+  json_generator_set_root (gen, root);
+  g_assert_true (json_generator_to_file (gen, to, &error));
+  g_assert_no_error (error);
+}
+
+/* Bitlens's own export names the byte-level pre-tokenizers of the fixtures as llama.cpp
+ * does, so that its GGUF files load with their tokenizer: a model directory made of a
+ * tiny-llama fixture's weights and a tokenizer fixture, exported and loaded back. */
+static void
+test_exported_byte_level (void)
+{
+  static const struct { const char *weights, *tokenizer; } cases[] = {
+    { "qwen2-gqa", "bytelevel-qwen2" },
+    { "llama-tied-bf16", "bytelevel-smollm" },
+    { "llama-tied-bf16", "bytelevel" },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autofree char *weights = fixture_model (cases[i].weights);
+      g_autofree char *tok = g_test_build_filename (G_TEST_DIST, "fixtures", "tokenizer",
+                                                    cases[i].tokenizer, NULL);
+      g_autofree char *dir = tmp_path (cases[i].tokenizer);
+      g_autofree char *name = g_strdup_printf ("%s.gguf", cases[i].tokenizer);
+      g_autoptr(BlModel) hf = NULL;
+      g_autoptr(BlModel) gguf = NULL;
+      g_autofree char *path = NULL;
+
+      g_test_message ("%s weights with the %s tokenizer", cases[i].weights, cases[i].tokenizer);
+      g_assert_cmpint (g_mkdir_with_parents (dir, 0700), ==, 0);
+      write_config_without_tokens (weights, dir);
+      copy_file (weights, "model.safetensors", dir);
+      copy_file (tok, "tokenizer.json", dir);
+      copy_file (tok, "tokenizer_config.json", dir);
+      hf = load (dir);
+      path = export_gguf (hf, name, NULL, BL_GGML_TYPE_F16);
+      gguf = load (path);
+      g_assert_nonnull (bl_model_get_tokenizer (gguf));
+      check_tokenizers (bl_model_get_tokenizer (hf), bl_model_get_tokenizer (gguf));
     }
 }
 
@@ -1015,6 +1099,7 @@ main (int    argc,
   g_test_add_func ("/bitlens/model-gguf/tokenizer/stories260k", test_stories_tokenizer);
   g_test_add_func ("/bitlens/model-gguf/tokenizer/stories260k-merges", test_stories_tokenizer_merges);
   g_test_add_func ("/bitlens/model-gguf/tokenizer/byte-level", test_byte_level_tokenizers);
+  g_test_add_func ("/bitlens/model-gguf/tokenizer/exported-byte-level", test_exported_byte_level);
   g_test_add_func ("/bitlens/model-gguf/tokenizer/unknown-pre", test_unknown_pre_tokenizer);
   g_test_add_func ("/bitlens/model-gguf/tokenizer/beside", test_tokenizer_beside);
   g_test_add_func ("/bitlens/model-gguf/bad/truncated", test_bad_truncated);
