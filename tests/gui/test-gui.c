@@ -658,6 +658,17 @@ test_undo (void)
     gtk_window_close (GTK_WINDOW (about));
     settle (100);
   }
+  /* the shortcuts window, from gtk/help-overlay.ui */
+  {
+    GtkShortcutsWindow *help;
+
+    g_assert_true (gtk_widget_activate_action (GTK_WIDGET (win), "win.show-help-overlay", NULL));
+    help = gtk_application_window_get_help_overlay (GTK_APPLICATION_WINDOW (win));
+    g_assert_nonnull (help);
+    settle (100);
+    g_assert_true (gtk_widget_get_visible (GTK_WIDGET (help)));
+    gtk_widget_set_visible (GTK_WIDGET (help), FALSE);
+  }
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (win), "win.undo", NULL));
   g_assert_true (bl_plan_snapshot_is_empty (bl_workbench_get_plan (win)));
   settle (200);
