@@ -19,8 +19,9 @@ pkgs=(gcc pkg-config meson ninja-build libglib2.0-dev libjson-glib-dev libsqlite
       libopenblas-dev liblapacke-dev libgtk-4-dev libadwaita-1-dev)
 if [ "$mode" = test ]; then
   # clang: the libFuzzer targets; xvfb + xauth: the GUI tests drive the real window on a
-  # virtual display; sqlite3: the CLI tests inspect the store after an interrupted run
-  pkgs+=(clang xvfb xauth sqlite3)
+  # virtual display; sqlite3: the CLI tests inspect the store after an interrupted run;
+  # desktop-file-utils + appstream: the desktop file and metainfo are validated
+  pkgs+=(clang xvfb xauth sqlite3 desktop-file-utils appstream)
 fi
 
 missing=()
@@ -82,15 +83,16 @@ case "$mode" in
     ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
       meson test -C "$asandir" --print-errorlogs --num-processes 2 \
         --suite model --suite tokenizer --suite cli --suite core || failed=1
-    # The libFuzzer targets of the safetensors header parser and the tokenizer loader, a short
+    # The libFuzzer targets of the safetensors header parser, the tokenizer loader and the GGUF
+    # reader, a short
     # run each from their seed corpora. A fixed seed and run count make the run repeatable:
     # what passes here passes in CI (longer runs: see README.md).
     fuzzdir="$builddir-fuzz"
     if [ ! -f "$fuzzdir/build.ninja" ]; then
       CC=clang meson setup "$fuzzdir" -Dgui=false -Dfuzzing=true
     fi
-    ninja -C "$fuzzdir" tests/fuzz-safetensors tests/fuzz-tokenizer
-    for target in safetensors:500000 tokenizer:60000; do
+    ninja -C "$fuzzdir" tests/fuzz-safetensors tests/fuzz-tokenizer tests/fuzz-gguf
+    for target in safetensors:500000 tokenizer:60000 gguf:200000; do
       runs=$(( ${target#*:} * ${BITLENS_FUZZ_SCALE:-1} ))
       target=${target%%:*}
       work=$(mktemp -d)
