@@ -14,6 +14,10 @@
  *   - packed safetensors: codes, scales and zero points in the layout of
  *     bl-format-blocks.h, with a JSON manifest, bl_export_packed();
  *   - GGUF v3 for llama.cpp (F16, BF16, Q8_0, Q4_0, MXFP4), bl_export_gguf().
+ *
+ * bl_export_to() is the one entry point over all of them (bl-export-targets.c): it takes a
+ * plan, resolves it, and dispatches on a target id of bl_export_targets(), which is what
+ * `bitlens-cli export` and the workbench's Export menu call.
  */
 #pragma once
 
@@ -23,6 +27,7 @@
 #include "bl-format.h"
 #include "bl-gguf.h"
 #include "bl-model.h"
+#include "bl-quant-plan.h"
 
 G_BEGIN_DECLS
 
@@ -132,5 +137,87 @@ gboolean    bl_export_packed_read_layer (const char                *dir,
                                          float                     *dst,
                                          gint64                     n_elements,
                                          GError                   **error);
+
+gboolean    bl_gguf_export_options_set_unquantized_type (BlGgufExportOptions  *options,
+                                                         const char           *type_name,
+                                                         GError              **error);
+
+/**
+ * BlExportTargetFlags:
+ * @BL_EXPORT_TARGET_TEXT: the file is text, which bl_export_to_text() also returns
+ * @BL_EXPORT_TARGET_DIRECTORY: the target is a directory, not a file
+ * @BL_EXPORT_TARGET_EXECUTABLE: the file is written executable (a script)
+ *
+ * What a target writes.
+ */
+typedef enum
+{
+  BL_EXPORT_TARGET_TEXT = 1 << 0,
+  BL_EXPORT_TARGET_DIRECTORY = 1 << 1,
+  BL_EXPORT_TARGET_EXECUTABLE = 1 << 2,
+} BlExportTargetFlags;
+
+/**
+ * BlExportTarget:
+ * @id: the name bl_export_to() and `bitlens-cli export --to` take ("plan-json", "gguf", …)
+ * @title: a title for a menu or a dialog ("GGUF for llama.cpp")
+ * @description: what is written, in one line, for `--help`
+ * @file_kind: what the file is, for a file chooser's filter ("GGUF model")
+ * @suffix: (nullable): the file name's suffix without the dot, %NULL for a directory
+ * @default_name: the name to suggest, "%s" standing for the model's name; see
+ *   bl_export_target_default_name()
+ * @flags: what the target writes
+ *
+ * One export target. The table is static: the pointers live as long as the program.
+ */
+typedef struct
+{
+  const char *id;
+  const char *title;
+  const char *description;
+  const char *file_kind;
+  const char *suffix;
+  const char *default_name;
+  BlExportTargetFlags flags;
+} BlExportTarget;
+
+/**
+ * BlExportOptions:
+ * @gguf: the GGUF writer's choices (target "gguf")
+ * @input_gguf: (nullable): target "llama-cpp": the F16 GGUF the script converts to and
+ *   quantizes from (%NULL: a name next to the model)
+ * @output_gguf: (nullable): target "llama-cpp": the GGUF llama-quantize writes
+ *
+ * The choices of bl_export_to() that a plan does not make. Each target reads its own
+ * members and ignores the others; all zero means every default. Borrowed strings.
+ */
+typedef struct
+{
+  BlGgufExportOptions gguf;
+  const char *input_gguf;
+  const char *output_gguf;
+} BlExportOptions;
+
+const BlExportTarget *bl_export_targets            (guint                  *n_targets);
+const BlExportTarget *bl_export_target_lookup      (const char             *id,
+                                                    GError                **error);
+char                 *bl_export_target_list_ids    (const char             *separator);
+char                 *bl_export_target_default_name (const BlExportTarget  *target,
+                                                     const char            *model_name);
+gboolean              bl_export_to                 (BlModel                *model,
+                                                    BlQuantPlan            *plan,
+                                                    const char             *target,
+                                                    const BlExportOptions  *options,
+                                                    const char             *path,
+                                                    GPtrArray              *notes,
+                                                    guint                  *out_n_layers,
+                                                    GCancellable           *cancellable,
+                                                    GError                **error);
+char                 *bl_export_to_text            (BlModel                *model,
+                                                    BlQuantPlan            *plan,
+                                                    const char             *target,
+                                                    const BlExportOptions  *options,
+                                                    guint                  *out_n_layers,
+                                                    GError                **error);
 
 G_END_DECLS

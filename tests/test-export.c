@@ -1,11 +1,13 @@
-/* test-export.c: plan JSON, compressed-tensors, ModelOpt, llama.cpp and packed exports
+/* test-export.c: plan JSON, compressed-tensors, ModelOpt, llama.cpp, packed and GGUF exports
  *
  * SPDX-License-Identifier: GPL-3.0-or-later
  *
  * Each writer is read back: the plan by the plan loader, the JSON configs by json-glib and
  * checked member by member against the compressed-tensors / ModelOpt schemas
  * (docs/exports.md), the llama.cpp script line by line, and the packed checkpoint by
- * decoding every layer and comparing it with the format library's fake quantization.
+ * decoding every layer and comparing it with the format library's fake quantization. The
+ * table of targets and bl_export_to() (bl-export-targets.c) are checked by writing every
+ * target from one plan and reading each file back with its reader.
  */
 #include <glib/gstdio.h>
 #include <math.h>
@@ -14,6 +16,7 @@
 #include "bl-error.h"
 #include "bl-export.h"
 #include "bl-format.h"
+#include "bl-gguf.h"
 #include "bl-model.h"
 #include "bl-quant-plan.h"
 
@@ -89,6 +92,27 @@ parse_object (const char *text,
   g_assert_true (json_parser_load_from_data (parser, text, -1, &error));
   g_assert_no_error (error);
   return json_node_get_object (json_parser_get_root (parser));
+}
+
+static JsonObject *
+parse_file (JsonParser *parser,
+            const char *path)
+{
+  g_autoptr (GError) error = NULL;
+
+  g_assert_true (json_parser_load_from_file (parser, path, &error));
+  g_assert_no_error (error);
+  return json_node_get_object (json_parser_get_root (parser));
+}
+
+/* The member @name of @obj as an object, or %NULL when absent. */
+static JsonObject *
+object_member (JsonObject *obj,
+                                  const char *name)
+{
+  JsonNode *node = json_object_get_member (obj, name);
+
+  return node != NULL && JSON_NODE_HOLDS_OBJECT (node) ? json_node_get_object (node) : NULL;
 }
 
 static gboolean
@@ -479,6 +503,231 @@ test_packed_refuses_algorithms (void)
   g_assert_nonnull (strstr (error->message, "gptq"));
 }
 
+/* ------------------------------------------------------------------------------------------ */
+
+/* Q4_0 blocks on the MLP with FP8 keys and values: a plan every target can express. */
+static const char dispatch_plan[] =
+  "{ \"version\": 1,"
+  "  \"rules\": [ { \"pattern\": \"model.layers.*.mlp.*\", \"weight\": \"int4:g32:q4_0\" } ],"
+  "  \"kv_cache\": \"fp8-e4m3:token\" }";
+
+static void
+remove_tree (const char *path)
+{
+  g_autoptr (GDir) dir = g_dir_open (path, 0, NULL);
+  const char *name;
+
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *child = g_build_filename (path, name, NULL);
+
+      remove_tree (child);
+    }
+  g_remove (path);
+}
+
+/* Reads back the file @target wrote at @path; 6 layers (2 blocks × gate, up, down) are quantized. */
+static void
+check_written (BlModel              *model,
+               const BlExportTarget *target,
+               const char           *path,
+               GPtrArray            *notes)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_autofree char *text = NULL;
+
+  if (g_str_equal (target->id, "plan-json"))
+    {
+      g_autoptr (BlQuantPlan) plan = bl_quant_plan_load (path, &error);
+      g_autoptr (GPtrArray) resolved = NULL;
+      guint n = 0;
+
+      g_assert_no_error (error);
+      g_assert_cmpstr (bl_quant_plan_get_kv_cache (plan), ==, "fp8-e4m3:token");
+      resolved = bl_quant_plan_resolve (plan, model, &error);
+      g_assert_no_error (error);
+      for (guint i = 0; i < resolved->len; i++)
+        n += ((BlLayerAssignment *) g_ptr_array_index (resolved, i))->has_weight;
+      g_assert_cmpuint (n, ==, 6);
+    }
+  else if (g_str_equal (target->id, "compressed-tensors"))
+    {
+      JsonObject *qc = object_member (parse_file (parser, path), "quantization_config");
+
+      g_assert_nonnull (qc);
+      g_assert_cmpstr (json_object_get_string_member (qc, "quant_method"), ==, "compressed-tensors");
+      g_assert_true (json_object_has_member (qc, "kv_cache_scheme"));
+    }
+  else if (g_str_equal (target->id, "modelopt"))
+    {
+      JsonObject *q = object_member (parse_file (parser, path), "quantization");
+
+      g_assert_nonnull (q);
+      g_assert_cmpstr (json_object_get_string_member (q, "quant_algo"), ==, "W4A16_AWQ");
+      g_assert_cmpstr (json_object_get_string_member (q, "kv_cache_quant_algo"), ==, "FP8");
+    }
+  else if (g_str_equal (target->id, "llama-cpp"))
+    {
+      g_assert_true (g_file_get_contents (path, &text, NULL, &error));
+      g_assert_nonnull (strstr (text, "llama-quantize"));
+      g_assert_nonnull (strstr (text, "--tensor-type '^blk\\.1\\.ffn_down\\.weight$=q4_0'"));
+      g_assert_true (g_file_test (path, G_FILE_TEST_IS_EXECUTABLE));
+    }
+  else if (g_str_equal (target->id, "packed"))
+    {
+      const BlTensor *t = bl_model_get_tensor (model, "model.layers.1.mlp.down_proj.weight");
+      g_autofree float *w = g_new (float, t->n_elements);
+      g_autofree float *want = g_new (float, t->n_elements);
+      g_autofree float *got = g_new (float, t->n_elements);
+      BlFormatSpec spec;
+
+      g_assert_true (bl_format_spec_parse ("int4:g32:q4_0", &spec, NULL));
+      bl_tensor_to_f32 (t, w);
+      g_assert_true (bl_format_fake_quant (&spec, w, want, t->shape[0], t->shape[1], 1, &error));
+      g_assert_true (bl_export_packed_read_layer (path, "model.layers.1.mlp.down_proj.weight", got,
+                                                  t->n_elements, &error));
+      g_assert_no_error (error);
+      g_assert_cmpmem (got, t->n_elements * sizeof (float), want, t->n_elements * sizeof (float));
+    }
+  else if (g_str_equal (target->id, "gguf"))
+    {
+      g_autoptr (BlGguf) gguf = bl_gguf_open (path, &error);
+      const BlGgufTensorInfo *down;
+
+      g_assert_no_error (error);
+      down = bl_gguf_find_tensor (gguf, "blk.1.ffn_down.weight");
+      g_assert_nonnull (down);
+      g_assert_cmpuint (down->type, ==, BL_GGML_TYPE_Q4_0);
+      /* the writer's notes reach the caller: the fixture has no tokenizer.json */
+      g_assert_cmpuint (notes->len, ==, 1);
+      g_assert_nonnull (strstr (g_ptr_array_index (notes, 0), "no tokenizer.json"));
+    }
+  else
+    g_error ("no reader for the export target %s", target->id);
+}
+
+/* Every target of the table, written through the one dispatch, reads back. */
+static void
+test_targets_write (void)
+{
+  g_autoptr (BlModel) model = load_fixture ("llama-tied-bf16");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (BlQuantPlan) plan = bl_quant_plan_new_from_json (dispatch_plan, -1, "test", &error);
+  g_autofree char *dir = g_dir_make_tmp ("bitlens-export-to-XXXXXX", &error);
+  const BlExportTarget *targets;
+  guint n;
+
+  g_assert_no_error (error);
+  targets = bl_export_targets (&n);
+  g_assert_cmpuint (n, ==, 6);
+  for (guint i = 0; i < n; i++)
+    {
+      const BlExportTarget *t = &targets[i];
+      g_autofree char *name = bl_export_target_default_name (t, "tiny");
+      g_autofree char *path = g_build_filename (dir, name, NULL);
+      g_autoptr (GPtrArray) notes = g_ptr_array_new_with_free_func (g_free);
+      guint n_layers = 0;
+
+      g_test_message ("%s → %s", t->id, name);
+      g_assert_true (bl_export_target_lookup (t->id, NULL) == t);
+      g_assert_true ((t->suffix == NULL) == ((t->flags & BL_EXPORT_TARGET_DIRECTORY) != 0));
+      if (t->suffix != NULL && strchr (t->default_name, '%') != NULL)
+        g_assert_true (g_str_has_suffix (name, t->suffix));
+      g_assert_true (bl_export_to (model, plan, t->id, NULL, path, notes, &n_layers, NULL, &error));
+      g_assert_no_error (error);
+      g_assert_cmpuint (n_layers, ==, 6);
+      check_written (model, t, path, notes);
+
+      /* a text target's text is its file's content; the others have no text */
+      if (t->flags & BL_EXPORT_TARGET_TEXT)
+        {
+          g_autofree char *text = bl_export_to_text (model, plan, t->id, NULL, NULL, &error);
+          g_autofree char *file = NULL;
+
+          g_assert_no_error (error);
+          g_assert_true (g_file_get_contents (path, &file, NULL, NULL));
+          g_assert_cmpstr (text, ==, file);
+        }
+      else
+        {
+          g_assert_null (bl_export_to_text (model, plan, t->id, NULL, NULL, &error));
+          g_assert_error (error, BL_ERROR, BL_ERROR_INVALID_ARGUMENT);
+          g_clear_error (&error);
+        }
+    }
+  remove_tree (dir);
+}
+
+/* The options reach their writer: --unquantized-type f32 and llama.cpp's file names. */
+static void
+test_targets_options (void)
+{
+  g_autoptr (BlModel) model = load_fixture ("llama-tied-bf16");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (BlQuantPlan) plan = bl_quant_plan_new_from_json (dispatch_plan, -1, "test", &error);
+  g_autofree char *dir = g_dir_make_tmp ("bitlens-export-opts-XXXXXX", &error);
+  g_autofree char *path = g_build_filename (dir, "f32.gguf", NULL);
+  g_autofree char *script = NULL;
+  g_autoptr (BlGguf) gguf = NULL;
+  BlExportOptions opts = { 0 };
+
+  g_assert_no_error (error);
+  g_assert_true (bl_gguf_export_options_set_unquantized_type (&opts.gguf, "F32", &error));
+  g_assert_no_error (error);
+  g_assert_true (opts.gguf.unquantized_f32);
+  g_assert_false (bl_gguf_export_options_set_unquantized_type (&opts.gguf, "f12", &error));
+  g_assert_error (error, BL_ERROR, BL_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (error->message, "f12"));
+  g_clear_error (&error);
+  opts.gguf.name = "tiny-f32";
+  opts.input_gguf = "in-f16.gguf";
+  opts.output_gguf = "out-mixed.gguf";
+
+  g_assert_true (bl_export_to (model, plan, "gguf", &opts, path, NULL, NULL, NULL, &error));
+  g_assert_no_error (error);
+  gguf = bl_gguf_open (path, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (bl_gguf_find_tensor (gguf, "blk.0.attn_q.weight")->type, ==, BL_GGML_TYPE_F32);
+  g_assert_cmpuint (bl_gguf_find_tensor (gguf, "blk.0.ffn_up.weight")->type, ==, BL_GGML_TYPE_Q4_0);
+  {
+    g_autofree char *name = bl_gguf_get_string (gguf, "general.name");
+
+    g_assert_cmpstr (name, ==, "tiny-f32");
+  }
+
+  script = bl_export_to_text (model, plan, "llama-cpp", &opts, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (strstr (script, "in-f16.gguf"));
+  g_assert_nonnull (strstr (script, "out-mixed.gguf"));
+  remove_tree (dir);
+}
+
+/* An unknown target is refused before anything is written, naming the valid ones. */
+static void
+test_targets_unknown (void)
+{
+  g_autoptr (BlModel) model = load_fixture ("llama-tied-bf16");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (BlQuantPlan) plan = bl_quant_plan_new_from_json (dispatch_plan, -1, "test", &error);
+  g_autofree char *path = g_build_filename (g_get_tmp_dir (), "bitlens-export-unknown.onnx", NULL);
+  g_autofree char *ids = bl_export_target_list_ids (", ");
+
+  g_assert_no_error (error);
+  g_assert_cmpstr (ids, ==, "plan-json, compressed-tensors, modelopt, llama-cpp, packed, gguf");
+  g_assert_null (bl_export_target_lookup ("onnx", &error));
+  g_assert_error (error, BL_ERROR, BL_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (error->message, "“onnx”"));
+  g_assert_nonnull (strstr (error->message, ids));
+  g_clear_error (&error);
+  g_assert_false (bl_export_to (model, plan, "onnx", NULL, path, NULL, NULL, NULL, &error));
+  g_assert_error (error, BL_ERROR, BL_ERROR_INVALID_ARGUMENT);
+  g_assert_false (g_file_test (path, G_FILE_TEST_EXISTS));
+  g_clear_error (&error);
+  g_assert_null (bl_export_to_text (model, plan, "onnx", NULL, NULL, &error));
+  g_assert_error (error, BL_ERROR, BL_ERROR_INVALID_ARGUMENT);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -493,5 +742,8 @@ main (int    argc,
   g_test_add_func ("/bitlens/export/llama-cpp/types", test_llama_cpp_types);
   g_test_add_func ("/bitlens/export/packed", test_packed);
   g_test_add_func ("/bitlens/export/packed/refuses-algorithms", test_packed_refuses_algorithms);
+  g_test_add_func ("/bitlens/export/targets/write", test_targets_write);
+  g_test_add_func ("/bitlens/export/targets/options", test_targets_options);
+  g_test_add_func ("/bitlens/export/targets/unknown", test_targets_unknown);
   return g_test_run ();
 }

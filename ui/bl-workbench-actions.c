@@ -4,7 +4,7 @@
  */
 #include "bl-workbench-private.h"
 
-#include "bl-plan-export.h"
+#include "bl-export.h"
 
 /**
  * SECTION:bl-workbench-actions
@@ -148,7 +148,7 @@ on_export_target_response (GtkNativeDialog *dialog,
                            int              response,
                            BlWorkbench     *self)
 {
-  const BlPlanExportTarget *target = g_object_get_data (G_OBJECT (dialog), "bl-export-target");
+  const BlExportTarget *target = g_object_get_data (G_OBJECT (dialog), "bl-export-target");
 
   if (response == GTK_RESPONSE_ACCEPT)
     {
@@ -171,7 +171,7 @@ action_export (GSimpleAction *action,
                gpointer       user_data)
 {
   BlWorkbench *self = user_data;
-  const BlPlanExportTarget *target = bl_plan_export_lookup (g_variant_get_string (param, NULL));
+  const BlExportTarget *target = bl_export_target_lookup (g_variant_get_string (param, NULL), NULL);
   g_autofree char *base = self->model_path ? g_path_get_basename (self->model_path) : g_strdup ("model");
   g_autofree char *title = NULL;
   GtkFileChooserNative *dialog;
@@ -179,18 +179,17 @@ action_export (GSimpleAction *action,
   if (target == NULL)
     return;
   title = g_strdup_printf ("Export as %s", target->title);
-  if (target->suffix != NULL)
+  if (!(target->flags & BL_EXPORT_TARGET_DIRECTORY))
     {
       g_autoptr(GtkFileFilter) filter = gtk_file_filter_new ();
-      g_autoptr(GString) name = g_string_new (target->default_name);
+      g_autofree char *name = bl_export_target_default_name (target, base);
 
-      g_string_replace (name, "%s", base, 0);
       dialog = gtk_file_chooser_native_new (title, GTK_WINDOW (self), GTK_FILE_CHOOSER_ACTION_SAVE,
                                             "_Export", "_Cancel");
-      gtk_file_filter_set_name (filter, target->filter_name);
+      gtk_file_filter_set_name (filter, target->file_kind);
       gtk_file_filter_add_suffix (filter, target->suffix);
       gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (dialog), filter);
-      gtk_file_chooser_set_current_name (GTK_FILE_CHOOSER (dialog), name->str);
+      gtk_file_chooser_set_current_name (GTK_FILE_CHOOSER (dialog), name);
     }
   else
     dialog = gtk_file_chooser_native_new (title, GTK_WINDOW (self), GTK_FILE_CHOOSER_ACTION_SELECT_FOLDER,

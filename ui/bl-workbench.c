@@ -12,7 +12,7 @@
 #include "bl-brown.h"
 #include "bl-hf-cache.h"
 #include "bl-layer-analysis.h"
-#include "bl-plan-export.h"
+#include "bl-export.h"
 #include "bl-sweep.h"
 #include "bl-text-source.h"
 
@@ -2155,7 +2155,7 @@ export_thread (GTask        *task,
   ExportJob *j = task_data;
   GError *error = NULL;
 
-  if (bl_plan_export_write (j->model, j->plan, j->target, j->path, j->notes, cancellable, &error))
+  if (bl_export_to (j->model, j->plan, j->target, NULL, j->path, j->notes, NULL, cancellable, &error))
     g_task_return_boolean (task, TRUE);
   else
     g_task_return_error (task, error);
@@ -2164,7 +2164,7 @@ export_thread (GTask        *task,
 /**
  * bl_workbench_export_async:
  * @self: a window with a model
- * @target: an id of bl_plan_export_targets() ("compressed-tensors", "gguf", …)
+ * @target: an id of bl_export_targets() ("compressed-tensors", "gguf", …)
  * @path: the file to write (the directory for "packed")
  * @cancellable: (nullable): a cancellable
  * @callback: called when the file is written
