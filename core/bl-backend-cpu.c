@@ -580,23 +580,30 @@ typedef struct
   int head_dim;
   int n_blocks;
   float scale;
+  int window;                 /* keys a query sees, itself included; 0: all earlier ones */
 } AttentionJob;
 
-/* Softmax of rows [0, rows) of @s (leading dimension @ld), row r attending to keys
- * 0…row0 + r; masked keys get probability 0, as exp(−inf) gives in HF's masked softmax. */
+/* Softmax of rows [0, rows) of @s (leading dimension @ld, column c holding key key0 + c),
+ * row r (query row0 + r) attending to keys max(0, row0 + r − window + 1)…row0 + r (all
+ * earlier keys when @window is 0); masked keys get probability 0, as exp(−inf) gives in HF's
+ * masked softmax. */
 static void
 causal_softmax (float *s,
                 int    rows,
                 int    ld,
-                int    row0)
+                int    row0,
+                int    key0,
+                int    window)
 {
   for (int r = 0; r < rows; r++)
     {
       float *p = s + (size_t) r * ld;
-      int n_keys = row0 + r + 1;
+      int last = row0 + r - key0;
+      int first = window > 0 ? MAX (0, last - window + 1) : 0;
 
-      bl_cpu_softmax_row (p, n_keys);
-      memset (p + n_keys, 0, (size_t) (ld - n_keys) * sizeof (float));
+      memset (p, 0, (size_t) first * sizeof (float));
+      bl_cpu_softmax_row (p + first, last - first + 1);
+      memset (p + last + 1, 0, (size_t) (ld - last - 1) * sizeof (float));
     }
 }
 
@@ -619,15 +626,18 @@ attention_items (gpointer data,
       int b = job->n_blocks - 1 - item / job->n_heads;
       int r0 = b * ATTENTION_BLOCK;
       int rows = MIN (ATTENTION_BLOCK, job->n - r0);
-      int keys = r0 + rows;
-      const float *kh = job->k + (size_t) (h / job->group) * job->head_dim;
-      const float *vh = job->v + (size_t) (h / job->group) * job->head_dim;
+      /* the block's queries see keys key0…r0 + rows − 1: all earlier ones, or under a
+       * sliding window those its first query still sees */
+      int key0 = job->window > 0 ? MAX (0, r0 - job->window + 1) : 0;
+      int keys = r0 + rows - key0;
+      const float *kh = job->k + (size_t) key0 * ldk + (size_t) (h / job->group) * job->head_dim;
+      const float *vh = job->v + (size_t) key0 * ldk + (size_t) (h / job->group) * job->head_dim;
       size_t at = (size_t) r0 * ldq + (size_t) h * job->head_dim;
 
       /* softmax(Q·Kᵀ/√d)·V (Vaswani et al. 2017, eq. 1); HF scales the product the same way. */
       cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, rows, keys, job->head_dim,
                    job->scale, job->q + at, ldq, kh, ldk, 0.0f, scores, keys);
-      causal_softmax (scores, rows, keys, r0);
+      causal_softmax (scores, rows, keys, r0, key0, job->window);
       cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, job->head_dim, keys,
                    1.0f, scores, keys, vh, ldk, 0.0f, job->out + at, ldq);
     }
@@ -642,12 +652,13 @@ cpu_attention (gpointer  data,
                int       n,
                int       n_heads,
                int       n_kv_heads,
-               int       head_dim)
+               int       head_dim,
+               int       window)
 {
   CpuContext *ctx = data;
   AttentionJob job = {
     ctx, BUF (out), BUF (q), BUF (k), BUF (v), n, n_heads, n_heads / n_kv_heads, head_dim,
-    (n + ATTENTION_BLOCK - 1) / ATTENTION_BLOCK, 1.0f / sqrtf ((float) head_dim),
+    (n + ATTENTION_BLOCK - 1) / ATTENTION_BLOCK, 1.0f / sqrtf ((float) head_dim), window,
   };
 
   scratch_reserve (ctx, (size_t) MIN (n, ATTENTION_BLOCK) * n);

@@ -537,6 +537,8 @@ bl_backend_rope (BlBackend *self,
  * @n_heads: query heads
  * @n_kv_heads: key/value heads, dividing @n_heads
  * @head_dim: head size
+ * @window: keys a query sees at most, itself included (sliding-window attention), or 0 for
+ *   all earlier keys
  *
  * Causal grouped-query attention, see #BlBackendClass.
  */
@@ -549,9 +551,11 @@ bl_backend_attention (BlBackend *self,
                       int        n,
                       int        n_heads,
                       int        n_kv_heads,
-                      int        head_dim)
+                      int        head_dim,
+                      int        window)
 {
-  self->klass->attention (self->ctx, out, q, k, v, n, n_heads, n_kv_heads, head_dim);
+  g_return_if_fail (window >= 0);
+  self->klass->attention (self->ctx, out, q, k, v, n, n_heads, n_kv_heads, head_dim, window);
 }
 
 /**

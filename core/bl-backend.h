@@ -48,7 +48,9 @@ typedef struct _BlBackend BlBackend;
  * @attention: causal softmax attention with grouped-query heads: query head h reads key and
  *   value head h / (n_heads / n_kv_heads); @q is [n, n_heads · head_dim], @k and @v are
  *   [n, n_kv_heads · head_dim], @out is [n, n_heads · head_dim]; scores are scaled by
- *   1/√head_dim and the softmax is taken in fp32 after subtracting the row maximum
+ *   1/√head_dim and the softmax is taken in fp32 after subtracting the row maximum; with
+ *   @window > 0 query i sees only keys j with i − @window < j ≤ i (sliding-window attention,
+ *   transformers' sliding_window_overlay), with 0 every key j ≤ i
  * @swiglu: @out[i] = silu(@gate[i]) · @up[i] for i < @n; @out may equal @gate
  * @add: @x[i] += @y[i] for i < @n
  * @nll: for rows r in [@row0, @row0 + @n_rows) of @h ([*, dim]), computes the logits
@@ -133,7 +135,8 @@ struct _BlBackendClass
                                   int             n,
                                   int             n_heads,
                                   int             n_kv_heads,
-                                  int             head_dim);
+                                  int             head_dim,
+                                  int             window);
   void        (*swiglu)          (gpointer        ctx,
                                   BlBuffer       *out,
                                   BlBuffer       *gate,
@@ -231,7 +234,8 @@ void         bl_backend_attention       (BlBackend     *self,
                                          int            n,
                                          int            n_heads,
                                          int            n_kv_heads,
-                                         int            head_dim);
+                                         int            head_dim,
+                                         int            window);
 void         bl_backend_swiglu          (BlBackend     *self,
                                          BlBuffer      *out,
                                          BlBuffer      *gate,

@@ -9,6 +9,7 @@
 
 #include "bl-engine-private.h"
 #include "bl-error.h"
+#include "bl-model-config.h"
 #include "bl-moe.h"
 
 /**
@@ -57,7 +58,6 @@ struct _BlEngine
   int vocab;
   int max_tokens;
   float eps;
-  double rope_theta;
 
   /* Weights */
   Block *blocks;
@@ -433,7 +433,6 @@ bl_engine_new (BlModel             *model,
   self->vocab = c->vocab_size;
   self->max_tokens = c->max_position_embeddings;
   self->eps = (float) c->rms_norm_eps;
-  self->rope_theta = c->rope_theta;
 
   if (!load_weights (self, error))
     return NULL;
@@ -672,12 +671,7 @@ ensure_rope (BlEngine  *self,
   inv_freq = g_new (float, half);
   c = g_new (float, (size_t) n * half);
   s = g_new (float, (size_t) n * half);
-  for (int j = 0; j < half; j++)
-    {
-      float exponent = (float) (2 * j) / (float) self->head_dim;
-
-      inv_freq[j] = 1.0f / powf ((float) self->rope_theta, exponent);
-    }
+  bl_model_config_rope_inv_freq (bl_model_get_config (self->model), inv_freq);
   for (int i = 0; i < n; i++)
     for (int j = 0; j < half; j++)
       {
@@ -818,7 +812,8 @@ run_blocks (BlEngine      *self,
       if (self->hooks.kv_cache != NULL && !kv_cache_hook (self, l, n, error))
         return FALSE;
       bl_backend_attention (be, self->att, self->q, self->k, self->v, n, self->n_heads,
-                            self->n_kv_heads, self->head_dim);
+                            self->n_kv_heads, self->head_dim,
+                            bl_model_config_attention_window (bl_model_get_config (self->model), l));
       /* o_proj accumulates straight onto the residual stream. */
       if (!linear (self, &b->o, l, self->x, self->att, n, TRUE, error))
         return FALSE;

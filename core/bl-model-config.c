@@ -225,7 +225,6 @@ check_unsupported (JsonObject  *root,
                    const char  *filename,
                    GError     **error)
 {
-  JsonNode *scaling = get_member (root, "rope_scaling");
   const char *act;
 
   if (!get_string (root, "hidden_act", &act, filename, error))
@@ -237,28 +236,214 @@ check_unsupported (JsonObject  *root,
                    filename, act);
       return FALSE;
     }
-  if (scaling != NULL)
+  return TRUE;
+}
+
+/* rope_scaling: null or absent (plain RoPE), or an object whose rope_type (or, before
+ * transformers 4.43, type) is default, linear or llama3, with the parameters that
+ * transformers' rope_config_validation requires of that type. */
+static gboolean
+read_rope_scaling (BlModelConfig  *c,
+                   JsonObject     *root,
+                   const char     *filename,
+                   GError        **error)
+{
+  static const char * const llama3_keys[] = { "factor", "low_freq_factor", "high_freq_factor",
+                                               "original_max_position_embeddings" };
+  JsonNode *node = get_member (root, "rope_scaling");
+  JsonObject *s;
+  const char *type = NULL;
+
+  c->rope_scaling = BL_ROPE_DEFAULT;
+  if (node == NULL)
+    return TRUE;
+  if (!JSON_NODE_HOLDS_OBJECT (node))
     {
-      const char *type = NULL;
+      g_set_error (error, BL_ERROR, BL_ERROR_CORRUPT_FILE,
+                   "%s: “rope_scaling” is %s, not an object or null", filename,
+                   bl_json_node_describe (node));
+      return FALSE;
+    }
+  s = json_node_get_object (node);
+  if (!get_string (s, "rope_type", &type, filename, error) ||
+      (type == NULL && !get_string (s, "type", &type, filename, error)))
+    return FALSE;
+  if (type == NULL || strcmp (type, "default") == 0)
+    return TRUE;
+  if (strcmp (type, "linear") != 0 && strcmp (type, "llama3") != 0)
+    {
+      g_set_error (error, BL_ERROR, BL_ERROR_UNSUPPORTED_ARCHITECTURE,
+                   "%s: rope_scaling “%s” is not supported; Bitlens implements default, "
+                   "linear and llama3", filename, type);
+      return FALSE;
+    }
+  if (!get_double (s, "factor", 0.0, &c->rope_factor, filename, error))
+    return FALSE;
+  if (!(c->rope_factor > 0.0 && isfinite (c->rope_factor)))
+    {
+      g_set_error (error, BL_ERROR, BL_ERROR_CORRUPT_FILE,
+                   "%s: rope_scaling (%s) needs a positive “factor”, not %g", filename, type,
+                   c->rope_factor);
+      return FALSE;
+    }
+  if (strcmp (type, "linear") == 0)
+    {
+      c->rope_scaling = BL_ROPE_LINEAR;
+      return TRUE;
+    }
 
-      if (JSON_NODE_HOLDS_OBJECT (scaling))
+  c->rope_scaling = BL_ROPE_LLAMA3;
+  for (guint i = 0; i < G_N_ELEMENTS (llama3_keys); i++)
+    if (get_member (s, llama3_keys[i]) == NULL)
+      {
+        g_set_error (error, BL_ERROR, BL_ERROR_CORRUPT_FILE,
+                     "%s: rope_scaling (llama3): “%s” is missing", filename, llama3_keys[i]);
+        return FALSE;
+      }
+  if (!get_double (s, "low_freq_factor", 0.0, &c->rope_low_freq_factor, filename, error) ||
+      !get_double (s, "high_freq_factor", 0.0, &c->rope_high_freq_factor, filename, error) ||
+      !get_size (s, "original_max_position_embeddings", 0, &c->rope_original_max_positions,
+                 filename, error))
+    return FALSE;
+  /* the smooth interpolation divides by high − low */
+  if (!(c->rope_low_freq_factor > 0.0 && c->rope_high_freq_factor > c->rope_low_freq_factor &&
+        isfinite (c->rope_high_freq_factor)))
+    {
+      g_set_error (error, BL_ERROR, BL_ERROR_CORRUPT_FILE,
+                   "%s: rope_scaling (llama3) needs 0 < low_freq_factor < high_freq_factor, "
+                   "not %g and %g", filename, c->rope_low_freq_factor, c->rope_high_freq_factor);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* Sliding-window attention as the transformers config classes set it up: mistral defaults
+ * to a 4096-token window (MistralConfig), mixtral to none; qwen2 and qwen2_moe use theirs
+ * only with use_sliding_window, and then in the blocks from max_window_layers on (the
+ * layer_types their configs derive: "sliding_attention" if sliding_window is not None and
+ * i >= max_window_layers). An explicit layer_types list must follow that pattern. llama has
+ * no sliding window. */
+static gboolean
+read_sliding_window (BlModelConfig  *c,
+                     JsonObject     *root,
+                     const char     *filename,
+                     GError        **error)
+{
+  gboolean mistral = strcmp (c->model_type, "mistral") == 0;
+  gboolean qwen = g_str_has_prefix (c->model_type, "qwen2");
+  gboolean use = TRUE;
+  JsonNode *window;
+  JsonNode *types;
+
+  c->sliding_window = 0;
+  c->max_window_layers = 0;
+  if (!mistral && !qwen && strcmp (c->model_type, "mixtral") != 0)
+    return TRUE;
+  if (qwen && !get_bool (root, "use_sliding_window", FALSE, &use, filename, error))
+    return FALSE;
+  /* an absent sliding_window takes the class default (4096 for mistral), null is none */
+  window = json_object_get_member (root, "sliding_window");
+  if (!use || (window == NULL ? !mistral : JSON_NODE_HOLDS_NULL (window)))
+    return TRUE;
+  if (!get_size (root, "sliding_window", 4096, &c->sliding_window, filename, error) ||
+      (qwen && !get_size (root, "max_window_layers", 28, &c->max_window_layers, filename, error)))
+    return FALSE;
+
+  types = get_member (root, "layer_types");
+  if (types != NULL)
+    {
+      JsonArray *a = JSON_NODE_HOLDS_ARRAY (types) ? json_node_get_array (types) : NULL;
+
+      if (a != NULL && json_array_get_length (a) != (guint) c->n_layers)
+        a = NULL;
+      for (int i = 0; a != NULL && i < c->n_layers; i++)
         {
-          JsonObject *s = json_node_get_object (scaling);
+          JsonNode *e = json_array_get_element (a, i);
+          const char *want = i >= c->max_window_layers ? "sliding_attention" : "full_attention";
 
-          if (!get_string (s, "rope_type", &type, filename, error))
-            return FALSE;
-          if (type == NULL && !get_string (s, "type", &type, filename, error))
-            return FALSE;
+          if (!JSON_NODE_HOLDS_VALUE (e) || json_node_get_value_type (e) != G_TYPE_STRING ||
+              strcmp (json_node_get_string (e), want) != 0)
+            a = NULL;
         }
-      if (type == NULL || strcmp (type, "default") != 0)
+      if (a == NULL)
         {
           g_set_error (error, BL_ERROR, BL_ERROR_UNSUPPORTED_ARCHITECTURE,
-                       "%s: rope_scaling “%s” is not supported; Bitlens implements plain RoPE",
-                       filename, type != NULL ? type : bl_json_node_describe (scaling));
+                       "%s: layer_types is not %d × full_attention followed by sliding_attention "
+                       "up to the %d layers; Bitlens runs that pattern only", filename,
+                       c->max_window_layers, c->n_layers);
           return FALSE;
         }
     }
   return TRUE;
+}
+
+/**
+ * bl_model_config_attention_window:
+ * @config: a config
+ * @layer: a block index
+ *
+ * Returns: how many keys (itself included) a query of block @layer attends to at most, or
+ *   0 for full causal attention
+ */
+int
+bl_model_config_attention_window (const BlModelConfig *config,
+                                  int                  layer)
+{
+  g_return_val_if_fail (config != NULL, 0);
+  return config->sliding_window > 0 && layer >= config->max_window_layers ? config->sliding_window : 0;
+}
+
+/**
+ * bl_model_config_rope_inv_freq:
+ * @config: a config
+ * @inv_freq: (out caller-allocates) (array): head_dim / 2 inverse frequencies
+ *
+ * The rotary inverse frequencies, in fp32 and in the order of operations of transformers'
+ * modeling_rope_utils.py, so that the angles equal Hugging Face's bit for bit:
+ * _compute_default_rope_parameters (θ^(−2j/d)), _compute_linear_scaling_rope_parameters
+ * (divided by factor) and _compute_llama3_parameters (wavelengths 2π/f above
+ * original_max_position_embeddings / low_freq_factor divided by factor, those below
+ * original / high_freq_factor kept, and between them
+ * (1 − s)·f/factor + s·f with s = (original/wavelength − low) / (high − low)).
+ */
+void
+bl_model_config_rope_inv_freq (const BlModelConfig *config,
+                               float               *inv_freq)
+{
+  int half = config->head_dim / 2;
+
+  g_return_if_fail (config != NULL && inv_freq != NULL);
+
+  for (int j = 0; j < half; j++)
+    {
+      float exponent = (float) (2 * j) / (float) config->head_dim;
+      float f = 1.0f / powf ((float) config->rope_theta, exponent);
+
+      if (config->rope_scaling == BL_ROPE_LINEAR)
+        f = f / (float) config->rope_factor;
+      else if (config->rope_scaling == BL_ROPE_LLAMA3)
+        {
+          float factor = (float) config->rope_factor;
+          float old = (float) config->rope_original_max_positions;
+          float low = (float) config->rope_low_freq_factor;
+          float wavelen = (float) (2.0 * G_PI) / f;
+          float low_wavelen = (float) (config->rope_original_max_positions /
+                                       config->rope_low_freq_factor);
+          float high_wavelen = (float) (config->rope_original_max_positions /
+                                        config->rope_high_freq_factor);
+          float scaled = wavelen > low_wavelen ? f / factor : f;
+
+          if (!(wavelen < high_wavelen) && !(wavelen > low_wavelen))
+            {
+              float smooth = (old / wavelen - low) /
+                             (float) (config->rope_high_freq_factor - config->rope_low_freq_factor);
+
+              scaled = (1.0f - smooth) * scaled / factor + smooth * scaled;
+            }
+          f = scaled;
+        }
+      inv_freq[j] = f;
+    }
 }
 
 static const Architecture *
@@ -352,7 +537,8 @@ read_moe (BlModelConfig  *c,
  *
  * Errors: %BL_ERROR_CORRUPT_FILE for malformed JSON (json-glib's line:col message) or a
  * field of the wrong type or range; %BL_ERROR_UNSUPPORTED_ARCHITECTURE for another
- * model_type, an activation other than silu or a rope_scaling.
+ * model_type, an activation other than silu, a rope_scaling other than default, linear and
+ * llama3, or a layer_types pattern other than max_window_layers'.
  *
  * Returns: (transfer full): the config, or %NULL with @error set
  */
@@ -444,6 +630,10 @@ bl_model_config_new_from_data (const char  *data,
                    filename, c->rms_norm_eps, c->rope_theta);
       return NULL;
     }
+
+  if (!read_rope_scaling (c, root, filename, error) ||
+      !read_sliding_window (c, root, filename, error))
+    return NULL;
 
   if (!get_bool (root, "tie_word_embeddings", FALSE, &c->tie_word_embeddings, filename, error))
     return NULL;

@@ -16,6 +16,10 @@ BlModelConfig      *bl_model_config_new_from_file       (const char          *pa
                                                          GError             **error);
 void                bl_model_config_free                (BlModelConfig       *config);
 const char * const *bl_model_config_supported_types     (void);
+void                bl_model_config_rope_inv_freq       (const BlModelConfig *config,
+                                                         float               *inv_freq);
+int                 bl_model_config_attention_window    (const BlModelConfig *config,
+                                                         int                  layer);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (BlModelConfig, bl_model_config_free)
 

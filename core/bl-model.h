@@ -12,6 +12,24 @@
 G_BEGIN_DECLS
 
 /**
+ * BlRopeScaling:
+ * @BL_ROPE_DEFAULT: plain RoPE, inv_freq_j = θ^(−2j/d)
+ * @BL_ROPE_LINEAR: position interpolation, inv_freq_j / factor
+ * @BL_ROPE_LLAMA3: Llama 3.1's frequency-dependent scaling (transformers'
+ *   _compute_llama3_parameters): low frequencies divided by factor, high ones kept, a smooth
+ *   interpolation between
+ *
+ * The rope_scaling of config.json Bitlens implements. Other types (dynamic, yarn, longrope,
+ * …) are refused when the config is read.
+ */
+typedef enum
+{
+  BL_ROPE_DEFAULT,
+  BL_ROPE_LINEAR,
+  BL_ROPE_LLAMA3,
+} BlRopeScaling;
+
+/**
  * BlModelConfig:
  *
  * The architecture parameters read from config.json. @head_dim is taken from config.json
@@ -44,6 +62,17 @@ typedef struct
   int moe_intermediate_size; /* an expert's intermediate size */
   int shared_expert_intermediate_size; /* qwen2_moe's shared expert, 0 when there is none */
   gboolean norm_topk_prob;   /* renormalise the top-k routing weights to sum 1 */
+  /* RoPE frequency scaling (rope_scaling), applied by bl_model_config_rope_inv_freq() */
+  BlRopeScaling rope_scaling;
+  double rope_factor;                 /* linear, llama3 */
+  double rope_low_freq_factor;        /* llama3 */
+  double rope_high_freq_factor;       /* llama3 */
+  int rope_original_max_positions;    /* llama3: original_max_position_embeddings */
+  /* Sliding-window attention: a query sees itself and the sliding_window − 1 keys before it,
+   * in the blocks from max_window_layers on (0 for mistral and mixtral: every block);
+   * sliding_window is 0 for full causal attention. See bl_model_config_attention_window(). */
+  int sliding_window;
+  int max_window_layers;
 } BlModelConfig;
 
 typedef enum

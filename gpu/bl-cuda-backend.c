@@ -702,7 +702,8 @@ cuda_attention (gpointer  data,
                 int       n,
                 int       n_heads,
                 int       n_kv_heads,
-                int       head_dim)
+                int       head_dim,
+                int       window)
 {
   BlCudaContext *ctx = enter (data);
   int group = n_heads / n_kv_heads;
@@ -715,13 +716,17 @@ cuda_attention (gpointer  data,
     return;
   for (int r0 = 0; r0 < n; r0 += slice)
     {
-      int rows = MIN (slice, n - r0), keys = r0 + rows;
+      int rows = MIN (slice, n - r0);
+      /* the slice's queries see keys key0…r0 + rows − 1 (under a sliding window, those its
+       * first query still sees) */
+      int key0 = window > 0 ? MAX (0, r0 - window + 1) : 0;
+      int keys = r0 + rows - key0;
       float *scores = ctx->scores.data;
 
       for (int g = 0; g < n_kv_heads; g++)
         {
-          const float *kg = DATA (k) + (size_t) g * head_dim;
-          const float *vg = DATA (v) + (size_t) g * head_dim;
+          const float *kg = DATA (k) + (size_t) key0 * ldk + (size_t) g * head_dim;
+          const float *vg = DATA (v) + (size_t) key0 * ldk + (size_t) g * head_dim;
           const float *qg = DATA (q) + (size_t) r0 * ldq + (size_t) g * group * head_dim;
           float *og = DATA (out) + (size_t) r0 * ldq + (size_t) g * group * head_dim;
 
@@ -732,7 +737,8 @@ cuda_attention (gpointer  data,
                                                                     CUDA_R_32F, keys, (long long) rows * keys,
                                                                     group, compute_type (ctx), CUBLAS_GEMM_DEFAULT),
                                    "cublasGemmStridedBatchedEx (attention scores)", NULL) ||
-              !bl_cuda_check (ctx, bl_cuda_launch_causal_softmax (scores, group, rows, keys, r0, ctx->stream),
+              !bl_cuda_check (ctx, bl_cuda_launch_causal_softmax (scores, group, rows, keys, r0 - key0, window,
+                                                                      ctx->stream),
                               "attention softmax", NULL) ||
               !bl_cuda_check_blas (ctx, cublasGemmStridedBatchedEx (ctx->blas, CUBLAS_OP_N, CUBLAS_OP_N, head_dim,
                                                                     rows, keys, &one, vg, CUDA_R_32F, ldk, 0,

@@ -62,6 +62,7 @@ cudaError_t bl_cuda_launch_causal_softmax (float          *scores,
                                            int             rows,
                                            int             keys,
                                            int             row0,
+                                           int             window,
                                            cudaStream_t    stream);
 cudaError_t bl_cuda_launch_swiglu         (float          *out,
                                            const float    *gate,

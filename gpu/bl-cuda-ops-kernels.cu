@@ -202,26 +202,29 @@ bl_cuda_launch_rope (float       *x,
   return cudaGetLastError ();
 }
 
-/* Softmax of each row of @scores ([batch][rows][keys]); row r attends to keys 0…row0 + r
- * and the masked keys get probability 0, as exp(−inf) gives in HF's masked softmax. One
- * block per row. */
+/* Softmax of each row of @scores ([batch][rows][keys]); row r attends to the keys in columns
+ * first…row0 + r, where first is 0, or under a sliding window of @window keys
+ * max(0, row0 + r − window + 1); the masked keys get probability 0, as exp(−inf) gives in
+ * HF's masked softmax. One block per row. */
 static __global__ void
 causal_softmax_kernel (float *scores,
                        int    rows,
                        int    keys,
-                       int    row0)
+                       int    row0,
+                       int    window)
 {
   int r = blockIdx.x % rows;
   float *p = scores + (size_t) blockIdx.x * (size_t) keys;
-  int n_keys = row0 + r + 1 < keys ? row0 + r + 1 : keys;
+  int end = row0 + r + 1 < keys ? row0 + r + 1 : keys;
+  int first = window > 0 && end - window > 0 ? end - window : 0;
   float m = -INFINITY;
   double sum = 0.0;
   float inv;
 
-  for (int j = threadIdx.x; j < n_keys; j += blockDim.x)
+  for (int j = first + threadIdx.x; j < end; j += blockDim.x)
     m = fmaxf (m, p[j]);
   m = block_max (m);
-  for (int j = threadIdx.x; j < n_keys; j += blockDim.x)
+  for (int j = first + threadIdx.x; j < end; j += blockDim.x)
     {
       float e = expf (p[j] - m);
 
@@ -231,7 +234,7 @@ causal_softmax_kernel (float *scores,
   sum = block_sum (sum);
   inv = (float) (1.0 / sum);
   for (int j = threadIdx.x; j < keys; j += blockDim.x)
-    p[j] = j < n_keys ? p[j] * inv : 0.0f;
+    p[j] = j >= first && j < end ? p[j] * inv : 0.0f;
 }
 
 cudaError_t
@@ -240,9 +243,11 @@ bl_cuda_launch_causal_softmax (float       *scores,
                                int          rows,
                                int          keys,
                                int          row0,
+                               int          window,
                                cudaStream_t stream)
 {
-  BL_CUDA_LAUNCH (causal_softmax_kernel, batch * rows, ROW_THREADS, stream) (scores, rows, keys, row0);
+  BL_CUDA_LAUNCH (causal_softmax_kernel, batch * rows, ROW_THREADS, stream) (scores, rows, keys, row0,
+                                                                             window);
   return cudaGetLastError ();
 }
 

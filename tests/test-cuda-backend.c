@@ -301,7 +301,7 @@ test_ops (gconstpointer data)
       bl_backend_rope (be, bq, bc, bs, N, HEADS, HD);
       bl_backend_rope (be, bk, bc, bs, N, KV, HD);
       results[b][3] = download (be, bq, (size_t) N * HEADS * HD);
-      bl_backend_attention (be, att, bq, bk, bv, N, HEADS, KV, HD);
+      bl_backend_attention (be, att, bq, bk, bv, N, HEADS, KV, HD, 0);
       results[b][4] = download (be, att, (size_t) N * HEADS * HD);
       /* swiglu in place, add, copy, get_rows */
       bl_backend_swiglu (be, tmp, tmp, by, (size_t) N * OUT);
@@ -366,6 +366,7 @@ test_slices (void)
   g_autofree float *head = random_floats (rand, (size_t) VOCAB * DIM, 0.5);
   g_autofree int32_t *targets = g_new (int32_t, ROWS);
   float *att[2];
+  float *swa[2];
   double *nll[2];
 
   if (!require_device ())
@@ -387,8 +388,11 @@ test_slices (void)
       BlBuffer *out = bl_backend_buffer_new (be, (size_t) N * HEADS * HD, &error);
 
       g_assert_no_error (error);
-      bl_backend_attention (be, out, bq, bk, bv, N, HEADS, KV, HD);
+      bl_backend_attention (be, out, bq, bk, bv, N, HEADS, KV, HD, 0);
       att[b] = download (be, out, (size_t) N * HEADS * HD);
+      /* Mistral's 4096-key sliding window: later slices start past the first keys */
+      bl_backend_attention (be, out, bq, bk, bv, N, HEADS, KV, HD, 4096);
+      swa[b] = download (be, out, (size_t) N * HEADS * HD);
       nll[b] = g_new (double, ROWS);
       g_assert_true (bl_backend_nll (be, bh, bw, 0, ROWS, DIM, VOCAB, targets, nll[b], &error));
       g_assert_no_error (error);
@@ -400,12 +404,15 @@ test_slices (void)
       bl_backend_buffer_free (be, bq);
     }
   check_close ("attention over 6000 tokens", att[1], att[0], (size_t) N * HEADS * HD, FP32_OP_TOL);
+  check_close ("sliding-window attention over 6000 tokens", swa[1], swa[0], (size_t) N * HEADS * HD,
+               FP32_OP_TOL);
   for (int i = 0; i < ROWS; i++)
     if (!(fabs (nll[1][i] - nll[0][i]) <= 1e-4))
       g_error ("nll[%d] over 40000 logits: CUDA %.6f, CPU %.6f", i, nll[1][i], nll[0][i]);
   for (int b = 0; b < 2; b++)
     {
       g_free (att[b]);
+      g_free (swa[b]);
       g_free (nll[b]);
     }
 }

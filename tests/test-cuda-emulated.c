@@ -267,25 +267,31 @@ test_ops (void)
   bl_backend_swiglu (cpu, by, by, bw, DIM);
   assert_close ("swiglu", y, ry, DIM, 1e-6);
 
-  /* the causal softmax of two heads' [ROWS, KEYS] scores for query rows 30…34 */
-  memcpy (y, scores, 2 * ROWS * KEYS * sizeof (float));
-  g_assert_cmpint (bl_cuda_launch_causal_softmax (y, 2, ROWS, KEYS, 30, NULL), ==, cudaSuccess);
-  for (int b = 0; b < 2 * ROWS; b++)
+  /* the causal softmax of two heads' [ROWS, KEYS] scores for query rows 30…34, with all
+   * earlier keys visible and under sliding windows of 1 and 7 keys */
+  for (int window = 0; window <= 7; window += window == 0 ? 1 : 6)
     {
-      const float *s = scores + b * KEYS;
-      int visible = MIN (30 + b % ROWS + 1, KEYS);
-      double max = -INFINITY, sum = 0.0;
-
-      for (int j = 0; j < visible; j++)
-        max = MAX (max, s[j]);
-      for (int j = 0; j < visible; j++)
-        sum += exp (s[j] - max);
-      for (int j = 0; j < KEYS; j++)
+      memcpy (y, scores, 2 * ROWS * KEYS * sizeof (float));
+      g_assert_cmpint (bl_cuda_launch_causal_softmax (y, 2, ROWS, KEYS, 30, window, NULL), ==, cudaSuccess);
+      for (int b = 0; b < 2 * ROWS; b++)
         {
-          double p = j < visible ? exp (s[j] - max) / sum : 0.0;
+          const float *s = scores + b * KEYS;
+          int end = MIN (30 + b % ROWS + 1, KEYS);
+          int first = window > 0 ? MAX (0, end - window) : 0;
+          double max = -INFINITY, sum = 0.0;
 
-          if (!(fabs (y[b * KEYS + j] - p) <= 1e-6))
-            g_error ("softmax row %d key %d: emulated %.9g, reference %.9g", b, j, y[b * KEYS + j], p);
+          for (int j = first; j < end; j++)
+            max = MAX (max, s[j]);
+          for (int j = first; j < end; j++)
+            sum += exp (s[j] - max);
+          for (int j = 0; j < KEYS; j++)
+            {
+              double p = j >= first && j < end ? exp (s[j] - max) / sum : 0.0;
+
+              if (!(fabs (y[b * KEYS + j] - p) <= 1e-6))
+                g_error ("softmax (window %d) row %d key %d: emulated %.9g, reference %.9g", window, b,
+                         j, y[b * KEYS + j], p);
+            }
         }
     }
 

@@ -748,10 +748,13 @@ buffer_from (BlBackend   *backend,
   return buffer;
 }
 
+/* @data: the sliding window (0: full causal attention); 300 queries cross two attention
+ * blocks, and windows of 1, 77 and 200 keys start inside, at and across block boundaries */
 static void
-test_cpu_attention (void)
+test_cpu_attention (gconstpointer data)
 {
   enum { N = 300, HEADS = 6, KV = 2, HD = 16 };
+  int window = GPOINTER_TO_INT (data);
   g_autoptr(BlBackend) backend = cpu_backend_new ();
   g_autoptr(GRand) rand = g_rand_new_with_seed (7);
   g_autofree float *q = g_new (float, N * HEADS * HD);
@@ -769,17 +772,18 @@ test_cpu_attention (void)
   bk = buffer_from (backend, k, N * KV * HD);
   bv = buffer_from (backend, v, N * KV * HD);
   bo = buffer_from (backend, NULL, N * HEADS * HD);
-  bl_backend_attention (backend, bo, bq, bk, bv, N, HEADS, KV, HD);
+  bl_backend_attention (backend, bo, bq, bk, bv, N, HEADS, KV, HD, window);
   g_assert_true (bl_backend_download (backend, bo, 0, out, N * HEADS * HD, NULL));
 
   for (int h = 0; h < HEADS; h++)
     for (int i = 0; i < N; i++)
       {
         int kvh = h / (HEADS / KV);
+        int first = window > 0 ? MAX (0, i - window + 1) : 0;
         double max = -INFINITY;
         double sum = 0.0;
 
-        for (int j = 0; j <= i; j++)
+        for (int j = first; j <= i; j++)
           {
             double s = 0.0;
 
@@ -788,18 +792,18 @@ test_cpu_attention (void)
             p[j] = s / sqrt (HD);
             max = MAX (max, p[j]);
           }
-        for (int j = 0; j <= i; j++)
+        for (int j = first; j <= i; j++)
           sum += (p[j] = exp (p[j] - max));
         for (int d = 0; d < HD; d++)
           {
             double o = 0.0;
 
-            for (int j = 0; j <= i; j++)
+            for (int j = first; j <= i; j++)
               o += p[j] / sum * v[(j * KV + kvh) * HD + d];
             max_diff = MAX (max_diff, fabs (o - out[(i * HEADS + h) * HD + d]));
           }
       }
-  g_test_message ("attention max |Δ| = %.3g", max_diff);
+  g_test_message ("attention (window %d) max |Δ| = %.3g", window, max_diff);
   g_assert_cmpfloat (max_diff, <, 1e-5);
 
   bl_backend_buffer_free (backend, bq);
@@ -946,6 +950,10 @@ main (int   argc,
   g_test_add_data_func ("/bitlens/engine/fixture/qwen2-gqa", "qwen2-gqa", test_fixture);
   g_test_add_data_func ("/bitlens/engine/fixture/llama-tied-bf16", "llama-tied-bf16",
                         test_fixture);
+  g_test_add_data_func ("/bitlens/engine/fixture/mistral-swa", "mistral-swa", test_fixture);
+  g_test_add_data_func ("/bitlens/engine/fixture/qwen2-swa", "qwen2-swa", test_fixture);
+  g_test_add_data_func ("/bitlens/engine/fixture/llama3-rope", "llama3-rope", test_fixture);
+  g_test_add_data_func ("/bitlens/engine/fixture/llama-linear-rope", "llama-linear-rope", test_fixture);
   g_test_add_data_func ("/bitlens/engine/fixture/llama-bias-f16", "llama-bias-f16",
                         test_fixture);
   g_test_add_func ("/bitlens/engine/hooks/weight-transform", test_hook_weight_transform);
@@ -955,7 +963,13 @@ main (int   argc,
   g_test_add_func ("/bitlens/engine/invalid-arguments", test_invalid_arguments);
   g_test_add_func ("/bitlens/engine/shape-mismatch", test_shape_mismatch);
   g_test_add_func ("/bitlens/backend/registry", test_registry);
-  g_test_add_func ("/bitlens/backend/cpu/attention", test_cpu_attention);
+  g_test_add_data_func ("/bitlens/backend/cpu/attention", GINT_TO_POINTER (0), test_cpu_attention);
+  g_test_add_data_func ("/bitlens/backend/cpu/attention/window-1", GINT_TO_POINTER (1),
+                        test_cpu_attention);
+  g_test_add_data_func ("/bitlens/backend/cpu/attention/window-77", GINT_TO_POINTER (77),
+                        test_cpu_attention);
+  g_test_add_data_func ("/bitlens/backend/cpu/attention/window-200", GINT_TO_POINTER (200),
+                        test_cpu_attention);
   g_test_add_func ("/bitlens/backend/cpu/matmul-nll", test_cpu_matmul_nll);
   g_test_add_func ("/bitlens/backend/cpu/kernels", test_cpu_kernels);
 

@@ -6,6 +6,7 @@
  * and safetensors headers; the tiny models are written here, with every tensor's values
  * known, in F32, F16 and BF16, single-file and sharded.
  */
+#include <math.h>
 #include <string.h>
 
 #include <glib/gstdio.h>
@@ -846,8 +847,21 @@ static const ConfigCase config_cases[] = {
   { "/bitlens/model/bad/config/huge-integer", ",\n  \"pad_token_id\": 99999999999999999999",
     BL_ERROR_CORRUPT_FILE, "config.json:17:19: integer 99999999999999999999 is outside the 64-bit range" },
   { "/bitlens/model/bad/config/rope-scaling",
+    ", \"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4.0}",
+    BL_ERROR_UNSUPPORTED_ARCHITECTURE, "rope_scaling “yarn” is not supported; Bitlens implements default, linear and llama3" },
+  { "/bitlens/model/bad/config/rope-scaling-llama3-incomplete",
     ", \"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8.0}",
-    BL_ERROR_UNSUPPORTED_ARCHITECTURE, "rope_scaling “llama3” is not supported" },
+    BL_ERROR_CORRUPT_FILE, "rope_scaling (llama3): “low_freq_factor” is missing" },
+  { "/bitlens/model/bad/config/rope-scaling-llama3-bands",
+    ", \"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8.0, \"low_freq_factor\": 4.0, "
+    "\"high_freq_factor\": 4.0, \"original_max_position_embeddings\": 8192}",
+    BL_ERROR_CORRUPT_FILE, "needs 0 < low_freq_factor < high_freq_factor, not 4 and 4" },
+  { "/bitlens/model/bad/config/rope-scaling-factor",
+    ", \"rope_scaling\": {\"type\": \"linear\", \"factor\": 0}",
+    BL_ERROR_CORRUPT_FILE, "rope_scaling (linear) needs a positive “factor”, not 0" },
+  { "/bitlens/model/bad/config/rope-scaling-type",
+    ", \"rope_scaling\": \"linear\"",
+    BL_ERROR_CORRUPT_FILE, "“rope_scaling” is a string, not an object or null" },
   { "/bitlens/model/bad/config/activation", ", \"hidden_act\": \"gelu\"",
     BL_ERROR_UNSUPPORTED_ARCHITECTURE, "hidden_act “gelu”" },
 };
@@ -927,6 +941,95 @@ test_config_defaults (void)
   g_assert_null (c->architecture);
   g_assert_null (c->torch_dtype);
   g_assert_cmpstr (bl_model_config_supported_types ()[2], ==, "qwen2");
+  g_assert_cmpint (c->rope_scaling, ==, BL_ROPE_DEFAULT);
+  /* Qwen2Config: sliding_window 4096 only with use_sliding_window, which defaults to false */
+  g_assert_cmpint (c->sliding_window, ==, 0);
+  g_assert_cmpint (bl_model_config_attention_window (c, 0), ==, 0);
+}
+
+/* Which blocks attend through a sliding window, and how wide it is, as the transformers
+ * config classes decide. */
+static void
+test_config_sliding_window (void)
+{
+  static const struct { const char *extra; int window; int first_layer; const char *error; } cases[] = {
+    /* MistralConfig defaults to a 4096-token window; null turns it off (Mistral v0.2 on) */
+    { "\"model_type\": \"mistral\"", 4096, 0, NULL },
+    { "\"model_type\": \"mistral\", \"sliding_window\": null", 0, 0, NULL },
+    { "\"model_type\": \"mistral\", \"sliding_window\": 7", 7, 0, NULL },
+    /* MixtralConfig defaults to none */
+    { "\"model_type\": \"mixtral\"", 0, 0, NULL },
+    { "\"model_type\": \"mixtral\", \"sliding_window\": 4096", 4096, 0, NULL },
+    /* llama has no sliding window, whatever the file says */
+    { "\"model_type\": \"llama\", \"sliding_window\": 7", 0, 0, NULL },
+    /* qwen2: only with use_sliding_window, from max_window_layers (default 28) on */
+    { "\"model_type\": \"qwen2\", \"sliding_window\": 7", 0, 0, NULL },
+    { "\"model_type\": \"qwen2\", \"use_sliding_window\": true, \"sliding_window\": 7", 7, 28, NULL },
+    { "\"model_type\": \"qwen2\", \"use_sliding_window\": true, \"sliding_window\": 7, "
+      "\"max_window_layers\": 1, \"layer_types\": [\"full_attention\", \"sliding_attention\"]", 7, 1, NULL },
+    { "\"model_type\": \"qwen2\", \"use_sliding_window\": true, \"sliding_window\": 7, "
+      "\"max_window_layers\": 1, \"layer_types\": [\"sliding_attention\", \"full_attention\"]", 0, 0,
+      "layer_types is not 1 × full_attention followed by sliding_attention up to the 2 layers" },
+    { "\"model_type\": \"mistral\", \"sliding_window\": 0", 0, 0,
+      "“sliding_window” is 0, not a positive integer" },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autofree char *json = g_strdup_printf ("{%s, \"vocab_size\": 16, \"hidden_size\": 8, "
+                                               "\"intermediate_size\": 4, \"num_hidden_layers\": 2, "
+                                               "\"num_attention_heads\": 2}", cases[i].extra);
+      g_autoptr(GError) error = NULL;
+      g_autoptr(BlModelConfig) c = bl_model_config_new_from_data (json, strlen (json), "cfg.json", &error);
+
+      if (cases[i].error != NULL)
+        {
+          g_assert_null (c);
+          g_assert_nonnull (error);
+          assert_message_has (error, cases[i].error);
+          continue;
+        }
+      g_assert_no_error (error);
+      g_assert_cmpint (c->sliding_window, ==, cases[i].window);
+      for (int l = 0; l < 30; l++)
+        g_assert_cmpint (bl_model_config_attention_window (c, l), ==,
+                         cases[i].window > 0 && l >= cases[i].first_layer ? cases[i].window : 0);
+    }
+}
+
+/* The rotary inverse frequencies under rope_scaling, against values computed by hand from
+ * transformers' _compute_llama3_parameters and _compute_linear_scaling_rope_parameters. */
+static void
+test_config_rope_scaling (void)
+{
+  const char *json = "{\"model_type\": \"llama\", \"vocab_size\": 16, \"hidden_size\": 64, "
+                     "\"intermediate_size\": 4, \"num_hidden_layers\": 1, \"num_attention_heads\": 4, "
+                     "\"rope_theta\": 10000, \"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8, "
+                     "\"low_freq_factor\": 1, \"high_freq_factor\": 4, "
+                     "\"original_max_position_embeddings\": 64}}";
+  g_autoptr(GError) error = NULL;
+  g_autoptr(BlModelConfig) c = bl_model_config_new_from_data (json, strlen (json), "cfg.json", &error);
+  float f[8];
+
+  g_assert_no_error (error);
+  g_assert_cmpint (c->rope_scaling, ==, BL_ROPE_LLAMA3);
+  g_assert_cmpint (c->head_dim, ==, 16);
+  bl_model_config_rope_inv_freq (c, f);
+  /* j = 0: wavelength 2π < 64/4, kept */
+  g_assert_cmpfloat (f[0], ==, 1.0f);
+  /* j = 1: 10000^(−1/8) = 0.316228, wavelength 19.869 between 16 and 64: s = (64/19.869 − 1)/3
+   * = 0.740357, f·((1 − s)/8 + s) = 0.244384 */
+  g_assert_cmpfloat_with_epsilon (f[1], 0.316228 * ((1 - 0.740357) / 8 + 0.740357), 1e-5);
+  /* j = 3: 10000^(−3/8) = 0.0316228, wavelength 198.7 > 64: divided by 8 */
+  g_assert_cmpfloat_with_epsilon (f[3], 0.0316228 / 8, 1e-8);
+  /* j = 7: 10000^(−7/8), divided by 8 */
+  g_assert_cmpfloat_with_epsilon (f[7], pow (10000.0, -7.0 / 8) / 8, 1e-10);
+
+  c->rope_scaling = BL_ROPE_LINEAR;
+  c->rope_factor = 4.0;
+  bl_model_config_rope_inv_freq (c, f);
+  g_assert_cmpfloat (f[0], ==, 0.25f);
+  g_assert_cmpfloat_with_epsilon (f[1], 0.316228 / 4, 1e-6);
 }
 
 static void
@@ -1085,6 +1188,8 @@ main (int    argc,
   g_test_add_func ("/bitlens/model/async", test_async);
   g_test_add_func ("/bitlens/model/config/fields", test_config_fields);
   g_test_add_func ("/bitlens/model/config/defaults", test_config_defaults);
+  g_test_add_func ("/bitlens/model/config/sliding-window", test_config_sliding_window);
+  g_test_add_func ("/bitlens/model/config/rope-scaling", test_config_rope_scaling);
   g_test_add_func ("/bitlens/model/bad/missing-tensor", test_bad_missing_tensor);
   g_test_add_func ("/bitlens/model/bad/wrong-shape", test_bad_wrong_shape);
   g_test_add_func ("/bitlens/model/bad/missing-bias", test_bad_missing_bias);
