@@ -38,6 +38,7 @@
 #include "bl-gguf-quants.h"
 #include "bl-gguf-writer.h"
 #include "bl-json-private.h"
+#include "bl-model-config.h"
 
 /* llama.cpp's enum llama_ftype for general.file_type */
 #define FTYPE_ALL_F32 0
@@ -672,6 +673,56 @@ arch_f32 (BlGgufWriter *w,
   bl_gguf_writer_add_float32 (w, key, (float) value);
 }
 
+/* What llama.cpp needs to rotate as the model does: linear scaling as metadata; Llama 3's
+ * as a rope_freqs tensor of per-frequency divisors (what convert_hf_to_gguf.py writes), here
+ * the ratio of the plain to the scaled frequency so that llama.cpp's θ·pos/factor lands on
+ * the scaled one; a GGUF model's own factors are written back as they were read. A
+ * sliding window has no llama-architecture key, as in convert_hf_to_gguf.py: a note says so. */
+static gboolean
+add_rope_and_window (BlGgufWriter         *w,
+                     const char           *arch,
+                     const BlModelConfig  *cfg,
+                     GPtrArray            *notes,
+                     GError              **error)
+{
+  int half = cfg->head_dim / 2;
+
+  if (cfg->rope_freq_factors == NULL && cfg->rope_scaling == BL_ROPE_LINEAR)
+    {
+      g_autofree char *key = g_strconcat (arch, ".rope.scaling.type", NULL);
+
+      bl_gguf_writer_add_string (w, key, "linear");
+      arch_f32 (w, arch, "rope.scaling.factor", cfg->rope_factor);
+    }
+  else if (cfg->rope_freq_factors != NULL || cfg->rope_scaling == BL_ROPE_LLAMA3)
+    {
+      BlModelConfig plain = *cfg;
+      g_autofree float *base = g_new (float, half);
+      g_autofree float *scaled = g_new (float, half);
+      g_autofree float *factors = g_new (float, half);
+      g_autoptr(GBytes) data = NULL;
+      gint64 ne[1] = { half };
+
+      plain.rope_scaling = BL_ROPE_DEFAULT;
+      plain.rope_freq_factors = NULL;
+      bl_model_config_rope_inv_freq (&plain, base);
+      bl_model_config_rope_inv_freq (cfg, scaled);
+      for (int j = 0; j < half; j++)
+        factors[j] = cfg->rope_freq_factors != NULL ? cfg->rope_freq_factors[j] : base[j] / scaled[j];
+      data = g_bytes_new_take (g_steal_pointer (&factors), (gsize) half * sizeof (float));
+      if (!bl_gguf_writer_add_tensor (w, "rope_freqs.weight", BL_GGML_TYPE_F32, 1, ne, data, error))
+        return FALSE;
+    }
+  if (cfg->sliding_window > 0)
+    g_ptr_array_add (notes, g_strdup_printf ("sliding_window %d (from block %d on) is not written: "
+                                             "llama.cpp's %s architecture has no key for it, as in "
+                                             "its own convert_hf_to_gguf.py, and attends to every "
+                                             "earlier token; windows longer than %d tokens give "
+                                             "other results there", cfg->sliding_window,
+                                             cfg->max_window_layers, arch, cfg->sliding_window));
+  return TRUE;
+}
+
 /**
  * bl_export_gguf:
  * @model: the model
@@ -849,6 +900,8 @@ bl_export_gguf (BlModel                   *model,
     }
   arch_u32 (w, arch, "vocab_size", cfg->vocab_size);
   arch_u32 (w, arch, "rope.dimension_count", cfg->head_dim);
+  if (!add_rope_and_window (w, arch, cfg, notes, error))
+    return FALSE;
   bl_gguf_writer_add_uint32 (w, "general.file_type", (guint32) ftype);
   bl_gguf_writer_add_uint32 (w, "general.quantization_version", 2);
   if (!add_tokenizer (w, model, notes, error))

@@ -64,6 +64,7 @@ bl_model_config_free (BlModelConfig *config)
   g_free (config->model_type);
   g_free (config->architecture);
   g_free (config->torch_dtype);
+  g_free (config->rope_freq_factors);
   g_free (config);
 }
 
@@ -404,7 +405,9 @@ bl_model_config_attention_window (const BlModelConfig *config,
  * (divided by factor) and _compute_llama3_parameters (wavelengths 2π/f above
  * original_max_position_embeddings / low_freq_factor divided by factor, those below
  * original / high_freq_factor kept, and between them
- * (1 − s)·f/factor + s·f with s = (original/wavelength − low) / (high − low)).
+ * (1 − s)·f/factor + s·f with s = (original/wavelength − low) / (high − low)). A config read
+ * from a GGUF file with a rope_freqs tensor divides the plain frequencies by its factors, as
+ * llama.cpp does (ggml_rope_ext's freq_factors).
  */
 void
 bl_model_config_rope_inv_freq (const BlModelConfig *config,
@@ -419,7 +422,9 @@ bl_model_config_rope_inv_freq (const BlModelConfig *config,
       float exponent = (float) (2 * j) / (float) config->head_dim;
       float f = 1.0f / powf ((float) config->rope_theta, exponent);
 
-      if (config->rope_scaling == BL_ROPE_LINEAR)
+      if (config->rope_freq_factors != NULL)
+        f = f / config->rope_freq_factors[j];
+      else if (config->rope_scaling == BL_ROPE_LINEAR)
         f = f / (float) config->rope_factor;
       else if (config->rope_scaling == BL_ROPE_LLAMA3)
         {

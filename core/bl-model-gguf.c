@@ -21,6 +21,7 @@
  */
 #include "bl-model-gguf-private.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -200,7 +201,7 @@ read_config (BlGguf      *gguf,
   g_autofree char *scaling = bl_gguf_get_string (gguf, scaling_key);
   gboolean llama = g_str_equal (arch, "llama");
   guint64 n_layers, hidden, inter, n_heads, n_kv_heads, head_dim, value_dim, rope_dim, ctx, n;
-  double eps, theta = 10000.0;
+  double eps, theta = 10000.0, factor = 0.0;
   gsize len;
 
   if (optional_count (gguf, arch, "expert_count", &n) && n > 0)
@@ -210,11 +211,18 @@ read_config (BlGguf      *gguf,
                    "reads dense llama and qwen2 GGUF files", file, arch, arch, n);
       return NULL;
     }
-  if (scaling != NULL && !g_str_equal (scaling, "none"))
+  if (scaling != NULL && !g_str_equal (scaling, "none") && !g_str_equal (scaling, "linear"))
     {
       g_set_error (error, BL_ERROR, BL_ERROR_UNSUPPORTED_ARCHITECTURE,
-                   "%s: %s uses RoPE scaling “%s”, which Bitlens does not implement", file,
-                   scaling_key, scaling);
+                   "%s: %s is “%s”; Bitlens implements none and linear RoPE scaling (and "
+                   "Llama 3's, from a rope_freqs tensor)", file, scaling_key, scaling);
+      return NULL;
+    }
+  if (scaling != NULL && g_str_equal (scaling, "linear") &&
+      !(optional_float (gguf, arch, "rope.scaling.factor", &factor) && factor > 0.0))
+    {
+      g_set_error (error, BL_ERROR, BL_ERROR_CORRUPT_FILE,
+                   "%s: linear RoPE scaling without a positive %s.rope.scaling.factor", file, arch);
       return NULL;
     }
   if (embd == NULL || embd->n_dims != 2)
@@ -277,6 +285,16 @@ read_config (BlGguf      *gguf,
   json_builder_add_double_value (b, eps);
   json_builder_set_member_name (b, "rope_theta");
   json_builder_add_double_value (b, theta);
+  if (factor > 0.0)
+    {
+      json_builder_set_member_name (b, "rope_scaling");
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "rope_type");
+      json_builder_add_string_value (b, "linear");
+      json_builder_set_member_name (b, "factor");
+      json_builder_add_double_value (b, factor);
+      json_builder_end_object (b);
+    }
   /* llama.cpp uses the embedding as the output layer when output.weight is absent
    * (llama-model.cpp, LLM_ARCH_LLAMA: TENSOR_DUPLICATED) */
   add_bool (b, "tie_word_embeddings", bl_gguf_find_tensor (gguf, "output.weight") == NULL);
@@ -532,6 +550,9 @@ read_tensors (BlGguf               *gguf,
       BlTensor t = { 0 };
       gboolean dequantized;
 
+      /* Llama 3's RoPE scaling, read into the config by read_rope_freqs() */
+      if (g_str_equal (ti->name, "rope_freqs.weight"))
+        continue;
       if (g_cancellable_set_error_if_cancelled (cancellable, error)
           || !convert_tensor (gguf, ti, config, llama, storage, &t, &dequantized, error))
         {
@@ -548,6 +569,40 @@ read_tensors (BlGguf               *gguf,
                                                   (const BlTensor *) tensors->data, tensors->len,
                                                   storage, storage_free);
   out->storage = describe_storage (counts, decoded);
+  return TRUE;
+}
+
+/* rope_freqs.weight: the divisors llama.cpp applies to each RoPE frequency, which
+ * convert_hf_to_gguf.py writes for Llama 3's rope_scaling (1 for the high frequencies,
+ * factor for the low ones, 1 / ((1 − s)/factor + s) between). */
+static gboolean
+read_rope_freqs (BlGguf         *gguf,
+                 BlModelConfig  *config,
+                 GError        **error)
+{
+  const BlGgufTensorInfo *ti = bl_gguf_find_tensor (gguf, "rope_freqs.weight");
+  int half = config->head_dim / 2;
+
+  if (ti == NULL)
+    return TRUE;
+  if (ti->type != BL_GGML_TYPE_F32 || ti->n_dims != 1 || ti->ne[0] != half)
+    {
+      g_set_error (error, BL_ERROR, BL_ERROR_CORRUPT_FILE,
+                   "%s: tensor “rope_freqs.weight” (absolute offset %" G_GUINT64_FORMAT ") is "
+                   "not %d F32 factors, one per RoPE frequency of head_dim %d",
+                   bl_gguf_get_filename (gguf), ti->file_offset, half, config->head_dim);
+      return FALSE;
+    }
+  config->rope_freq_factors = g_new (float, half);
+  memcpy (config->rope_freq_factors, ti->data, (gsize) half * sizeof (float));
+  for (int j = 0; j < half; j++)
+    if (!(config->rope_freq_factors[j] > 0.0f && isfinite (config->rope_freq_factors[j])))
+      {
+        g_set_error (error, BL_ERROR, BL_ERROR_CORRUPT_FILE,
+                     "%s: tensor “rope_freqs.weight” factor %d is %g, not a positive number",
+                     bl_gguf_get_filename (gguf), j, config->rope_freq_factors[j]);
+        return FALSE;
+      }
   return TRUE;
 }
 
@@ -1153,7 +1208,8 @@ fingerprint (BlGguf        *gguf,
  *
  * Reads a GGUF file whose general.architecture is "llama" or "qwen2" as the Hugging Face
  * model it was converted from (see the top of this file). The caller checks the tensors
- * against the config. A mixture of experts, RoPE scaling, another architecture or a
+ * against the config. A mixture of experts, RoPE scaling other than linear and Llama 3's
+ * (rope_freqs), another architecture or a
  * tensor with no Hugging Face name is %BL_ERROR_UNSUPPORTED_ARCHITECTURE; a tensor of a
  * ggml type Bitlens does not decode is %BL_ERROR_UNSUPPORTED_FORMAT; everything the
  * reader (bl_gguf_open()) and the config reader refuse keeps their errors.
@@ -1194,6 +1250,7 @@ bl_model_gguf_read (const char    *path,
 
   out->config = read_config (gguf, arch, error);
   if (out->config == NULL
+      || !read_rope_freqs (gguf, out->config, error)
       || !read_tensors (gguf, out->config, llama, cancellable, out, error)
       || !read_tokenizer (gguf, out, error)
       || !fingerprint (gguf, cancellable, out, error))

@@ -68,6 +68,8 @@ typedef struct
   double rope_low_freq_factor;        /* llama3 */
   double rope_high_freq_factor;       /* llama3 */
   int rope_original_max_positions;    /* llama3: original_max_position_embeddings */
+  float *rope_freq_factors;           /* head_dim / 2 divisors of the plain frequencies, from
+                                       * a GGUF file's rope_freqs tensor; NULL otherwise */
   /* Sliding-window attention: a query sees itself and the sliding_window − 1 keys before it,
    * in the blocks from max_window_layers on (0 for mistral and mixtral: every block);
    * sliding_window is 0 for full causal attention. See bl_model_config_attention_window(). */

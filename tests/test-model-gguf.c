@@ -22,6 +22,7 @@
 #include "bl-gguf-writer.h"
 #include "bl-json-private.h"
 #include "bl-model.h"
+#include "bl-model-config.h"
 #include "bl-model-gguf-private.h"
 
 static char *tmp_dir;
@@ -153,6 +154,21 @@ check_config (const BlModelConfig *want,
   g_assert_cmpint (got->o_proj_bias, ==, want->o_proj_bias);
   g_assert_cmpint (got->mlp_bias, ==, want->mlp_bias);
   g_assert_cmpint (got->n_experts, ==, 0);
+  /* RoPE scaling: linear as metadata, Llama 3's as rope_freqs divisors; either way the
+   * frequencies agree (llama3's through one division and its inverse: within 2 ulp) */
+  {
+    int half = want->head_dim / 2;
+    g_autofree float *fw = g_new (float, half);
+    g_autofree float *fg = g_new (float, half);
+
+    bl_model_config_rope_inv_freq (want, fw);
+    bl_model_config_rope_inv_freq (got, fg);
+    for (int j = 0; j < half; j++)
+      g_assert_cmpfloat_with_epsilon (fg[j], fw[j], 2.5e-7 * fw[j]);
+    g_assert_true ((got->rope_freq_factors != NULL) == (want->rope_scaling == BL_ROPE_LLAMA3));
+    if (want->rope_scaling == BL_ROPE_LINEAR)
+      g_assert_cmpfloat (got->rope_factor, ==, want->rope_factor);
+  }
   /* BOS/EOS travel with the tokenizer metadata, which a model without tokenizer.json lacks */
   if (with_tokenizer)
     {
@@ -322,6 +338,72 @@ test_stories_float (void)
 
   if (dir != NULL)
     check_float_round_trip (dir, "stories260k", TRUE);
+}
+
+/* A sliding window has no GGUF key (llama.cpp's converter writes none either): the export
+ * says so in a note, and the file reads back as a llama model with full attention, equal to
+ * the Hugging Face model within the window. */
+static void
+test_sliding_window_note (void)
+{
+  g_autofree char *dir = fixture_model ("mistral-swa");
+  g_autoptr(BlModel) hf = load (dir);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) notes = g_ptr_array_new_with_free_func (g_free);
+  BlGgufExportOptions opts = { BL_GGML_TYPE_F32, BL_GGML_TYPE_F32, "test", FALSE, TRUE };
+  g_autofree char *path = tmp_path ("mistral-swa.gguf");
+  g_autoptr(BlModel) gguf = NULL;
+  gboolean noted = FALSE;
+
+  g_assert_cmpint (bl_model_get_config (hf)->sliding_window, ==, 5);
+  g_assert_true (bl_export_gguf (hf, NULL, 0, &opts, path, notes, NULL, &error));
+  g_assert_no_error (error);
+  for (guint i = 0; i < notes->len; i++)
+    noted |= strstr (g_ptr_array_index (notes, i), "sliding_window 5 (from block 0 on) is not written") != NULL;
+  g_assert_true (noted);
+  gguf = load (path);
+  g_assert_cmpstr (bl_model_get_config (gguf)->model_type, ==, "llama");
+  g_assert_cmpint (bl_model_get_config (gguf)->sliding_window, ==, 0);
+  check_tensors (hf, gguf, NULL, BL_GGML_TYPE_F32);
+}
+
+/* A rope_freqs tensor that does not fit head_dim, or holds a non-positive factor */
+static void
+test_bad_rope_freqs (void)
+{
+  g_autofree char *dir = fixture_model ("llama3-rope");
+  g_autoptr(BlModel) hf = load (dir);
+  g_autofree char *path = export_gguf (hf, "llama3-bad.gguf", NULL, BL_GGML_TYPE_F32);
+  g_autofree char *data = NULL;
+  gsize len;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(BlModel) bad = NULL;
+  float factor;
+  const guint8 *at = NULL;
+
+  /* the factors are the only F32 run starting with 1.0 then the medium-band divisor: find
+   * the tensor through the reader instead of guessing offsets */
+  {
+    g_autoptr(BlGguf) gguf = bl_gguf_open (path, &error);
+    const BlGgufTensorInfo *ti;
+
+    g_assert_no_error (error);
+    ti = bl_gguf_find_tensor (gguf, "rope_freqs.weight");
+    g_assert_nonnull (ti);
+    g_assert_cmpint (ti->ne[0], ==, 8);
+    memcpy (&factor, ti->data + 4, sizeof factor);
+    g_assert_cmpfloat (factor, >, 1.0f);
+    g_assert_cmpfloat (factor, <, 8.0f);
+    g_assert_true (g_file_get_contents (path, &data, &len, NULL));
+    at = (const guint8 *) data + ti->file_offset;
+  }
+  factor = -1.0f;
+  memcpy ((guint8 *) at + 4, &factor, sizeof factor);
+  g_assert_true (g_file_set_contents (path, data, (gssize) len, NULL));
+  bad = bl_model_load (path, NULL, &error);
+  g_assert_null (bad);
+  g_assert_error (error, BL_ERROR, BL_ERROR_CORRUPT_FILE);
+  g_assert_nonnull (strstr (error->message, "rope_freqs.weight” factor 1 is -1, not a positive number"));
 }
 
 /* Block formats: the loaded weights are the fake quantization of the Hugging Face weights,
@@ -1035,8 +1117,10 @@ test_bad_architecture (void)
                        "GGUF architecture “gpt2” is not supported");
   check_minimal_error ("arch-none.gguf", NULL, NULL, BL_ERROR_CORRUPT_FILE,
                        "“general.architecture” is missing");
-  check_minimal_error ("arch-rope-freqs.gguf", "llama", "rope_freqs.weight",
-                       BL_ERROR_UNSUPPORTED_ARCHITECTURE, "tensor “rope_freqs.weight”");
+  /* a matrix where Llama 3's per-frequency RoPE divisors belong */
+  check_minimal_error ("arch-rope-freqs.gguf", "llama", "rope_freqs.weight", BL_ERROR_CORRUPT_FILE,
+                       "tensor “rope_freqs.weight” (absolute offset 704) is not 2 F32 factors, "
+                       "one per RoPE frequency of head_dim 4");
   check_minimal_error ("arch-block-range.gguf", "llama", "blk.1.attn_q.weight",
                        BL_ERROR_UNSUPPORTED_ARCHITECTURE, "with 1 blocks");
   /* llama needs the projections of block 0 */
@@ -1091,6 +1175,11 @@ main (int    argc,
   g_test_add_data_func ("/bitlens/model-gguf/float/llama-tied-bf16", "llama-tied-bf16", test_fixture_float);
   g_test_add_data_func ("/bitlens/model-gguf/float/llama-bias-f16", "llama-bias-f16", test_fixture_float);
   g_test_add_data_func ("/bitlens/model-gguf/float/qwen2-gqa", "qwen2-gqa", test_fixture_float);
+  g_test_add_data_func ("/bitlens/model-gguf/float/llama3-rope", "llama3-rope", test_fixture_float);
+  g_test_add_data_func ("/bitlens/model-gguf/float/llama-linear-rope", "llama-linear-rope",
+                        test_fixture_float);
+  g_test_add_func ("/bitlens/model-gguf/sliding-window-note", test_sliding_window_note);
+  g_test_add_func ("/bitlens/model-gguf/bad/rope-freqs", test_bad_rope_freqs);
   g_test_add_func ("/bitlens/model-gguf/float/stories260k", test_stories_float);
   g_test_add_data_func ("/bitlens/model-gguf/blocks/llama-tied-bf16", "llama-tied-bf16", test_fixture_blocks);
   g_test_add_data_func ("/bitlens/model-gguf/blocks/llama-bias-f16", "llama-bias-f16", test_fixture_blocks);
