@@ -8,6 +8,9 @@
 
 #include "bl-application.h"
 #include "bl-cli.h"
+#ifdef BITLENS_HAVE_CUDA
+#include "bl-cuda-backend.h"
+#endif
 
 /* Without a display the workbench cannot start; the same numbers come from bitlens-cli. */
 static int
@@ -36,6 +39,10 @@ main (int    argc,
 
   if (!gtk_init_check ())
     return print_cli_help (model);
+#ifdef BITLENS_HAVE_CUDA
+  /* "cuda" for the backend preference; "auto" tries it first */
+  bl_backend_cuda_register ();
+#endif
 
   app = bl_application_new (model, G_APPLICATION_DEFAULT_FLAGS);
   return g_application_run (G_APPLICATION (app), argc, argv);

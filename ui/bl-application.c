@@ -5,6 +5,7 @@
 #include "bl-application.h"
 
 #include "bitlens.h"
+#include "bl-preferences-window.h"
 #include "bl-resources.h"
 #include "bl-workbench.h"
 
@@ -118,6 +119,18 @@ action_about (GSimpleAction *action,
 }
 
 static void
+action_preferences (GSimpleAction *action,
+                    GVariant      *param,
+                    gpointer       user_data)
+{
+  BlApplication *self = user_data;
+  GtkWidget *prefs = bl_preferences_window_new (gtk_application_get_active_window (GTK_APPLICATION (self)),
+                                                self->settings);
+
+  gtk_window_present (GTK_WINDOW (prefs));
+}
+
+static void
 action_quit (GSimpleAction *action,
              GVariant      *param,
              gpointer       user_data)
@@ -133,6 +146,7 @@ action_quit (GSimpleAction *action,
 
 static const GActionEntry app_entries[] = {
   { "about", action_about },
+  { "preferences", action_preferences },
   { "quit", action_quit },
 };
 
@@ -146,6 +160,7 @@ bl_application_startup (GApplication *app)
     const char *accels[3];
   } accels[] = {
     { "app.quit", { "<Control>q", NULL } },
+    { "app.preferences", { "<Control>comma", NULL } },
     { "win.open", { "<Control>o", NULL } },
     { "win.export-plan", { "<Control>e", "<Control>s", NULL } },
     { "win.undo", { "<Control>z", NULL } },

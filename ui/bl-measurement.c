@@ -33,6 +33,11 @@
  *
  * Calibration, for the plans that need it (static activation ranges, data-aware algorithms),
  * reads windows of the evaluation text chosen by the plan's calibration seed.
+ *
+ * The backend is the user's preference (bl_measurement_set_backend(), the "backend" setting):
+ * "auto" is bl_backend_new()'s own choice (CUDA when it starts, the CPU otherwise). When
+ * "cuda" cannot start, the measurement still runs, on the CPU, and
+ * #BlMeasurement:backend-message says why, so that the window can tell the user.
  */
 
 /* The quantized engine, shared by the measurements of one #BlMeasurement. */
@@ -40,7 +45,9 @@ typedef struct
 {
   gatomicrefcount ref_count;
   GMutex lock;               /* held by the worker that uses the engine */
+  char *preference;          /* "cpu", "cuda" or "auto", for bl_backend_new() */
   BlBackend *backend;
+  char *fallback;            /* why @backend is not the preferred one, or NULL */
   BlQuantEngine *engine;
   gpointer active_job;       /* the Job holding @lock, for progress reports */
 } EngineSlot;
@@ -70,6 +77,7 @@ struct _BlMeasurement
   /* Inputs */
   BlModel *model;
   int n_threads;
+  char *backend_preference;
   GArray *ids;
   char *text_name;
   char *text_path;
@@ -93,6 +101,11 @@ struct _BlMeasurement
   BlKlSummary kl;
   char *message;
   char *stage;
+
+  /* The backend of the engine, once a worker has created it */
+  char *backend_name;
+  char *backend_description;
+  char *backend_message;
 };
 
 G_DEFINE_FINAL_TYPE (BlMeasurement, bl_measurement, G_TYPE_OBJECT)
@@ -111,6 +124,8 @@ enum {
   PROP_N_WINDOWS,
   PROP_PPL,
   PROP_MESSAGE,
+  PROP_BACKEND_NAME,
+  PROP_BACKEND_MESSAGE,
   N_PROPS
 };
 
@@ -124,11 +139,12 @@ enum {
 static guint signals[N_SIGNALS];
 
 static EngineSlot *
-engine_slot_new (void)
+engine_slot_new (const char *preference)
 {
   EngineSlot *slot = g_new0 (EngineSlot, 1);
 
   g_atomic_ref_count_init (&slot->ref_count);
+  slot->preference = g_strdup (preference);
   g_mutex_init (&slot->lock);
   return slot;
 }
@@ -147,6 +163,8 @@ engine_slot_unref (EngineSlot *slot)
     return;
   g_clear_pointer (&slot->engine, bl_quant_engine_free);
   g_clear_pointer (&slot->backend, bl_backend_free);
+  g_free (slot->preference);
+  g_free (slot->fallback);
   g_mutex_clear (&slot->lock);
   g_free (slot);
 }
@@ -202,6 +220,10 @@ bl_measurement_finalize (GObject *object)
   g_clear_pointer (&self->message, g_free);
   g_clear_pointer (&self->stage, g_free);
   g_clear_pointer (&self->slot, engine_slot_unref);
+  g_clear_pointer (&self->backend_preference, g_free);
+  g_clear_pointer (&self->backend_name, g_free);
+  g_clear_pointer (&self->backend_description, g_free);
+  g_clear_pointer (&self->backend_message, g_free);
 
   G_OBJECT_CLASS (bl_measurement_parent_class)->finalize (object);
 }
@@ -231,6 +253,12 @@ bl_measurement_get_property (GObject    *object,
     case PROP_MESSAGE:
       g_value_set_string (value, self->message);
       break;
+    case PROP_BACKEND_NAME:
+      g_value_set_string (value, self->backend_name);
+      break;
+    case PROP_BACKEND_MESSAGE:
+      g_value_set_string (value, self->backend_message);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -252,6 +280,20 @@ bl_measurement_class_init (BlMeasurementClass *klass)
   properties[PROP_N_WINDOWS] = g_param_spec_uint ("n-windows", NULL, NULL, 0, G_MAXUINT, 0, ro);
   properties[PROP_PPL] = g_param_spec_double ("ppl", NULL, NULL, -G_MAXDOUBLE, G_MAXDOUBLE, 0, ro);
   properties[PROP_MESSAGE] = g_param_spec_string ("message", NULL, NULL, NULL, ro);
+  /**
+   * BlMeasurement:backend-name:
+   *
+   * The backend the measurements run on ("cpu", "cuda"), as bl_backend_get_name() says and
+   * as stored runs record it; %NULL until the first measurement has created it.
+   */
+  properties[PROP_BACKEND_NAME] = g_param_spec_string ("backend-name", NULL, NULL, NULL, ro);
+  /**
+   * BlMeasurement:backend-message:
+   *
+   * Why the preferred backend is not the one in use (the #GError of bl_backend_new()), or
+   * %NULL when it is.
+   */
+  properties[PROP_BACKEND_MESSAGE] = g_param_spec_string ("backend-message", NULL, NULL, NULL, ro);
   g_object_class_install_properties (object_class, N_PROPS, properties);
 
   /**
@@ -295,8 +337,38 @@ bl_measurement_new (BlModel *model,
   self = g_object_new (BL_TYPE_MEASUREMENT, NULL);
   self->model = g_object_ref (model);
   self->n_threads = MAX (1, n_threads);
-  self->slot = engine_slot_new ();
+  self->backend_preference = g_strdup ("auto");
+  self->slot = engine_slot_new (self->backend_preference);
   return self;
+}
+
+/**
+ * bl_measurement_set_backend:
+ * @self: a measurement
+ * @preference: "cpu", "cuda" or "auto" (the "backend" setting)
+ *
+ * Chooses the backend of the next bl_measurement_start(). A new preference drops the
+ * engine, which belongs to its backend, so the next measurement quantizes again; the one
+ * in flight, if any, finishes on the old backend unless it is cancelled.
+ */
+void
+bl_measurement_set_backend (BlMeasurement *self,
+                            const char    *preference)
+{
+  g_return_if_fail (BL_IS_MEASUREMENT (self));
+  g_return_if_fail (preference != NULL);
+
+  if (g_str_equal (self->backend_preference, preference))
+    return;
+  g_free (self->backend_preference);
+  self->backend_preference = g_strdup (preference);
+  g_clear_pointer (&self->slot, engine_slot_unref);
+  self->slot = engine_slot_new (preference);
+  g_clear_pointer (&self->backend_name, g_free);
+  g_clear_pointer (&self->backend_description, g_free);
+  g_clear_pointer (&self->backend_message, g_free);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_BACKEND_NAME]);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_BACKEND_MESSAGE]);
 }
 
 /**
@@ -437,6 +509,7 @@ set_stage (BlMeasurement *self,
 typedef enum
 {
   MSG_STAGE,
+  MSG_BACKEND,
   MSG_RUNNING,
   MSG_WINDOW,
 } MsgKind;
@@ -445,7 +518,9 @@ typedef struct
 {
   Job *job;
   MsgKind kind;
-  char *stage;
+  char *stage;               /* MSG_STAGE: the stage; MSG_BACKEND: the backend's name */
+  char *description;         /* MSG_BACKEND: its description */
+  char *fallback;            /* MSG_BACKEND: why it is not the preferred one, or NULL */
   BlRun *run;
 } Msg;
 
@@ -456,6 +531,8 @@ msg_free (gpointer data)
 
   job_unref (msg->job);
   g_free (msg->stage);
+  g_free (msg->description);
+  g_free (msg->fallback);
   g_clear_object (&msg->run);
   g_free (msg);
 }
@@ -472,6 +549,23 @@ msg_dispatch (gpointer data)
     {
     case MSG_STAGE:
       set_stage (self, g_steal_pointer (&msg->stage));
+      g_signal_emit (self, signals[SIGNAL_PROGRESS], 0);
+      break;
+    case MSG_BACKEND:
+      g_free (self->backend_description);
+      self->backend_description = g_steal_pointer (&msg->description);
+      if (g_strcmp0 (self->backend_name, msg->stage) != 0)
+        {
+          g_free (self->backend_name);
+          self->backend_name = g_steal_pointer (&msg->stage);
+          g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_BACKEND_NAME]);
+        }
+      if (g_strcmp0 (self->backend_message, msg->fallback) != 0)
+        {
+          g_free (self->backend_message);
+          self->backend_message = g_steal_pointer (&msg->fallback);
+          g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_BACKEND_MESSAGE]);
+        }
       g_signal_emit (self, signals[SIGNAL_PROGRESS], 0);
       break;
     case MSG_RUNNING:
@@ -533,6 +627,45 @@ on_window_done (BlRun    *run,
   post (user_data, MSG_WINDOW, NULL, run);
 }
 
+/* The slot's backend as the user prefers it. A "cuda" that cannot start (no CUDA backend in
+ * this build, no device) is not worth failing the measurement for: it runs on the CPU, and
+ * the slot keeps the reason for the window. "auto" falls back by itself, without a word to
+ * the user. */
+static gboolean
+create_backend (EngineSlot  *slot,
+                int          n_threads,
+                GError     **error)
+{
+  g_autoptr(GError) preferred_error = NULL;
+
+  slot->backend = bl_backend_new (slot->preference, n_threads, &preferred_error);
+  if (slot->backend != NULL)
+    return TRUE;
+  if (g_str_equal (slot->preference, "cpu"))
+    {
+      g_propagate_error (error, g_steal_pointer (&preferred_error));
+      return FALSE;
+    }
+  slot->fallback = g_strdup (preferred_error->message);
+  slot->backend = bl_backend_new ("cpu", n_threads, error);
+  return slot->backend != NULL;
+}
+
+/* Every measurement says which backend it runs on: a superseded one's message is dropped. */
+static void
+post_backend (Job *job)
+{
+  EngineSlot *slot = job->slot;
+  Msg *msg = g_new0 (Msg, 1);
+
+  msg->job = job_ref (job);
+  msg->kind = MSG_BACKEND;
+  msg->stage = g_strdup (bl_backend_get_name (slot->backend));
+  msg->description = g_strdup (bl_backend_get_description (slot->backend));
+  msg->fallback = g_strdup (slot->fallback);
+  g_main_context_invoke_full (job->context, G_PRIORITY_DEFAULT, msg_dispatch, msg, msg_free);
+}
+
 /* Moves the shared engine to the job's plan and runs the windows, holding the engine. */
 static gboolean
 measure (Job           *job,
@@ -544,10 +677,11 @@ measure (Job           *job,
 
   if (g_cancellable_set_error_if_cancelled (cancellable, error))
     return FALSE;
+  if (slot->backend == NULL && !create_backend (slot, job->n_threads, error))
+    return FALSE;
+  post_backend (job);
   if (slot->engine == NULL)
     {
-      if (slot->backend == NULL && (slot->backend = bl_backend_new ("cpu", job->n_threads, error)) == NULL)
-        return FALSE;
       slot->engine = bl_quant_engine_new (job->model, slot->backend, job->plan,
                                           (const int32_t *) job->ids->data, job->ids->len,
                                           cancellable, on_engine_progress, slot, error);
@@ -563,6 +697,8 @@ measure (Job           *job,
     return FALSE;
   bl_run_set_quant_engine (run, slot->engine);
   bl_run_set_kl (run, 0);
+  /* the backend that ran, which is not always the one preferred */
+  job->prov.backend = bl_backend_get_name (slot->backend);
   if (job->store != NULL)
     bl_run_set_store (run, job->store, &job->prov);
   g_signal_connect (run, "window-done", G_CALLBACK (on_window_done), job);
@@ -665,7 +801,6 @@ bl_measurement_start (BlMeasurement  *self,
       job->prov.dataset_path = job->prov_strings[1] = g_strdup (self->text_path);
       job->prov.dataset_sha256 = job->prov_strings[2] = g_strdup (self->text_sha256);
       job->prov.dataset_kind = job->prov_strings[3] = g_strdup (self->text_kind);
-      job->prov.backend = "cpu";
       job->prov.n_threads = self->n_threads;
     }
 
@@ -847,4 +982,49 @@ bl_measurement_get_kl (BlMeasurement *self,
 
   *out = self->kl;
   return self->have_kl;
+}
+
+/**
+ * bl_measurement_get_backend_name:
+ * @self: a measurement
+ *
+ * Returns: (nullable): the backend the measurements run on ("cpu", "cuda"), %NULL before
+ *   the first measurement has created it
+ */
+const char *
+bl_measurement_get_backend_name (BlMeasurement *self)
+{
+  g_return_val_if_fail (BL_IS_MEASUREMENT (self), NULL);
+
+  return self->backend_name;
+}
+
+/**
+ * bl_measurement_get_backend_description:
+ * @self: a measurement
+ *
+ * Returns: (nullable): the backend's one-line description (bl_backend_get_description():
+ *   its threads, or its device)
+ */
+const char *
+bl_measurement_get_backend_description (BlMeasurement *self)
+{
+  g_return_val_if_fail (BL_IS_MEASUREMENT (self), NULL);
+
+  return self->backend_description;
+}
+
+/**
+ * bl_measurement_get_backend_message:
+ * @self: a measurement
+ *
+ * Returns: (nullable): why the preferred backend could not start and the CPU runs the
+ *   measurements instead, or %NULL when the preference holds
+ */
+const char *
+bl_measurement_get_backend_message (BlMeasurement *self)
+{
+  g_return_val_if_fail (BL_IS_MEASUREMENT (self), NULL);
+
+  return self->backend_message;
 }

@@ -50,6 +50,8 @@ void                bl_measurement_set_options       (BlMeasurement  *self,
                                                       int             max_windows);
 void                bl_measurement_set_store         (BlMeasurement  *self,
                                                       BlStore        *store);
+void                bl_measurement_set_backend       (BlMeasurement  *self,
+                                                      const char     *preference);
 void                bl_measurement_start             (BlMeasurement  *self,
                                                       BlPlanSnapshot *snapshot,
                                                       BlQuantPlan    *plan);
@@ -70,5 +72,8 @@ const char         *bl_measurement_get_message       (BlMeasurement  *self);
 const char         *bl_measurement_get_stage         (BlMeasurement  *self);
 const char         *bl_measurement_get_text_name     (BlMeasurement  *self);
 int                 bl_measurement_get_ctx           (BlMeasurement  *self);
+const char         *bl_measurement_get_backend_name  (BlMeasurement  *self);
+const char         *bl_measurement_get_backend_description (BlMeasurement *self);
+const char         *bl_measurement_get_backend_message (BlMeasurement *self);
 
 G_END_DECLS

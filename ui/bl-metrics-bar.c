@@ -13,7 +13,9 @@
  * The strip under the workbench: what the plan costs (bits per weight of the linear layers,
  * model size), the instant estimate of Δppl when an estimator is available, and the measured
  * perplexity with its 95% confidence interval, KL and top-1 agreement against the
- * full-precision model, refining window by window, with a progress bar. It follows a #BlMeasurement through its "progress" signal.
+ * full-precision model, refining window by window, with a progress bar, and the backend the
+ * measurement runs on (in the warning colour when it is not the preferred one, with the
+ * reason in its tooltip). It follows a #BlMeasurement through its "progress" signal.
  */
 
 struct _BlMetricsBar
@@ -30,6 +32,7 @@ struct _BlMetricsBar
   GtkLabel *kl_label;
   GtkProgressBar *progress_bar;
   GtkLabel *windows_label;
+  GtkLabel *backend_label;
   GtkSpinner *spinner;
 
   /* State */
@@ -38,6 +41,46 @@ struct _BlMetricsBar
 };
 
 G_DEFINE_FINAL_TYPE (BlMetricsBar, bl_metrics_bar, GTK_TYPE_WIDGET)
+
+static void
+set_tooltip (GtkWidget  *widget,
+             const char *text)
+{
+  /* a tooltip set again on every window would be rebuilt every time */
+  if (g_strcmp0 (gtk_widget_get_tooltip_text (widget), text) != 0)
+    gtk_widget_set_tooltip_text (widget, text);
+}
+
+static void
+update_backend (BlMetricsBar *self)
+{
+  const char *name = self->measurement ? bl_measurement_get_backend_name (self->measurement) : NULL;
+  const char *fallback = self->measurement ? bl_measurement_get_backend_message (self->measurement) : NULL;
+  GtkWidget *label = GTK_WIDGET (self->backend_label);
+  g_autofree char *tooltip = NULL;
+
+  gtk_widget_set_visible (label, name != NULL);
+  if (name == NULL)
+    return;
+  gtk_label_set_text (self->backend_label, name);
+  if (fallback != NULL)
+    {
+      tooltip = g_strdup_printf ("The preferred backend could not start, so the measurement runs on %s: %s",
+                                 name, fallback);
+      gtk_widget_remove_css_class (label, "dim-label");
+      gtk_widget_add_css_class (label, "warning");
+    }
+  else
+    {
+      const char *description = bl_measurement_get_backend_description (self->measurement);
+
+      tooltip = g_strdup_printf ("Measured on the %s backend%s%s", name, description ? ": " : "",
+                                 description ? description : "");
+      gtk_widget_remove_css_class (label, "warning");
+      gtk_widget_add_css_class (label, "dim-label");
+    }
+  set_tooltip (label, tooltip);
+}
 
 static void
 update (BlMetricsBar *self)
@@ -56,8 +99,10 @@ update (BlMetricsBar *self)
       gtk_label_set_text (self->windows_label, "no evaluation text yet");
       gtk_progress_bar_set_fraction (self->progress_bar, 0);
       gtk_spinner_stop (self->spinner);
+      update_backend (self);
       return;
     }
+  update_backend (self);
 
   state = bl_measurement_get_state (self->measurement);
   ppl = bl_measurement_get_ppl (self->measurement);
@@ -83,8 +128,7 @@ update (BlMetricsBar *self)
       g_snprintf (buf, sizeof buf, "%+.2f", ppl - self->baseline);
       gtk_label_set_text (self->delta_label, buf);
       g_snprintf (buf, sizeof buf, "Change against the unquantized model's %.2f on the same windows", self->baseline);
-      if (g_strcmp0 (gtk_widget_get_tooltip_text (GTK_WIDGET (self->delta_label)), buf) != 0)
-        gtk_widget_set_tooltip_text (GTK_WIDGET (self->delta_label), buf);
+      set_tooltip (GTK_WIDGET (self->delta_label), buf);
     }
   else
     gtk_label_set_text (self->delta_label, "");
@@ -180,6 +224,7 @@ bl_metrics_bar_class_init (BlMetricsBarClass *klass)
   gtk_widget_class_bind_template_child (widget_class, BlMetricsBar, kl_label);
   gtk_widget_class_bind_template_child (widget_class, BlMetricsBar, progress_bar);
   gtk_widget_class_bind_template_child (widget_class, BlMetricsBar, windows_label);
+  gtk_widget_class_bind_template_child (widget_class, BlMetricsBar, backend_label);
   gtk_widget_class_bind_template_child (widget_class, BlMetricsBar, spinner);
   gtk_widget_class_set_layout_manager_type (widget_class, GTK_TYPE_BIN_LAYOUT);
   gtk_widget_class_set_css_name (widget_class, "metricsbar");
@@ -316,4 +361,20 @@ bl_metrics_bar_get_kl_text (BlMetricsBar *self)
   g_return_val_if_fail (BL_IS_METRICS_BAR (self), NULL);
 
   return gtk_label_get_text (self->kl_label);
+}
+
+/**
+ * bl_metrics_bar_get_backend_label:
+ * @self: a bar
+ *
+ * Returns: (transfer none): the label that names the measurement's backend; hidden until
+ *   the measurement has one, with the "warning" style class when it is not the preferred
+ *   backend
+ */
+GtkWidget *
+bl_metrics_bar_get_backend_label (BlMetricsBar *self)
+{
+  g_return_val_if_fail (BL_IS_METRICS_BAR (self), NULL);
+
+  return GTK_WIDGET (self->backend_label);
 }

@@ -27,5 +27,6 @@ void        bl_metrics_bar_set_estimate    (BlMetricsBar  *self,
 const char *bl_metrics_bar_get_ppl_text    (BlMetricsBar  *self);
 const char *bl_metrics_bar_get_estimate_text (BlMetricsBar *self);
 const char *bl_metrics_bar_get_kl_text     (BlMetricsBar  *self);
+GtkWidget  *bl_metrics_bar_get_backend_label (BlMetricsBar *self);
 
 G_END_DECLS

@@ -65,13 +65,16 @@ bl_workbench_toast (BlWorkbench   *self,
                  ...)
 {
   g_autofree char *text = NULL;
+  g_autofree char *markup = NULL;
   AdwToast *toast;
   va_list args;
 
   va_start (args, format);
   text = g_strdup_vprintf (format, args);
   va_end (args);
-  toast = adw_toast_new (text);
+  /* a toast's title is Pango markup, and messages quote paths and errors */
+  markup = g_markup_escape_text (text, -1);
+  toast = adw_toast_new (markup);
   adw_toast_set_timeout (toast, 4);
   g_clear_weak_pointer (&self->last_toast);
   g_set_weak_pointer (&self->last_toast, toast);
@@ -839,7 +842,20 @@ n_threads (BlWorkbench *self)
   return n;
 }
 
-/* A new window length or window count applies from the next measurement on. */
+static void
+apply_eval_settings (BlWorkbench   *self,
+                     BlMeasurement *m)
+{
+  g_autofree char *backend = g_settings_get_string (self->settings, "backend");
+
+  bl_measurement_set_options (m, g_settings_get_int (self->settings, "eval-ctx"),
+                              g_settings_get_int (self->settings, "eval-windows"));
+  bl_measurement_set_backend (m, backend);
+}
+
+/* A new window length, window count or backend applies from the next measurement on; the
+ * baseline is measured again too, so that Δppl compares numbers of the same windows and the
+ * same arithmetic. */
 static void
 on_eval_settings_changed (BlWorkbench *self)
 {
@@ -849,14 +865,26 @@ on_eval_settings_changed (BlWorkbench *self)
     if (ms[i] != NULL)
       {
         bl_measurement_cancel (ms[i]);
-        bl_measurement_set_options (ms[i], g_settings_get_int (self->settings, "eval-ctx"),
-                                    g_settings_get_int (self->settings, "eval-windows"));
+        apply_eval_settings (self, ms[i]);
       }
   /* the old baseline was measured on other windows */
   self->baseline_ppl = NAN;
   bl_metrics_bar_set_baseline (self->metrics_bar, NAN);
   start_measurement (self);
   ensure_baseline (self);
+}
+
+/* The user asked for a backend that cannot start: say so once, while the measurement
+ * carries on on the CPU (the metrics bar keeps the reason in its tooltip). */
+static void
+on_backend_message (BlWorkbench   *self,
+                    GParamSpec    *pspec,
+                    BlMeasurement *m)
+{
+  const char *message = bl_measurement_get_backend_message (m);
+
+  if (message != NULL)
+    bl_workbench_toast (self, "The CUDA backend is not available, so measurements run on the CPU: %s", message);
 }
 
 static BlMeasurement *
@@ -866,8 +894,7 @@ new_measurement (BlWorkbench *self,
   BlMeasurement *m = bl_measurement_new (self->model, n_threads (self));
 
   bl_measurement_set_text (m, td->ids, td->name, td->path, td->sha256, td->kind);
-  bl_measurement_set_options (m, g_settings_get_int (self->settings, "eval-ctx"),
-                              g_settings_get_int (self->settings, "eval-windows"));
+  apply_eval_settings (self, m);
   bl_measurement_set_store (m, self->store);
   g_signal_connect_swapped (m, "progress", G_CALLBACK (on_measurement_progress), self);
   return m;
@@ -894,6 +921,8 @@ on_text_ready (GObject      *source,
   self->ids = g_array_ref (td->ids);
   self->measurement = new_measurement (self, td);
   self->baseline_measurement = new_measurement (self, td);
+  g_signal_connect_object (self->measurement, "notify::backend-message", G_CALLBACK (on_backend_message), self,
+                           G_CONNECT_SWAPPED);
   bl_metrics_bar_set_measurement (self->metrics_bar, self->measurement);
   start_measurement (self);
   ensure_baseline (self);
@@ -1872,6 +1901,8 @@ bl_workbench_constructed (GObject *object)
   g_signal_connect_object (self->settings, "changed::eval-ctx",
                            G_CALLBACK (on_eval_settings_changed), self, G_CONNECT_SWAPPED);
   g_signal_connect_object (self->settings, "changed::eval-windows",
+                           G_CALLBACK (on_eval_settings_changed), self, G_CONNECT_SWAPPED);
+  g_signal_connect_object (self->settings, "changed::backend",
                            G_CALLBACK (on_eval_settings_changed), self, G_CONNECT_SWAPPED);
   bl_workbench_rebuild_models_menu (self);
   scan_hf_cache (self);

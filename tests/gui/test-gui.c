@@ -26,8 +26,10 @@
 #include "bl-layer-browser.h"
 #include "bl-metrics-bar.h"
 #include "bl-pareto-view.h"
+#include "bl-preferences-window.h"
 #include "bl-quant-plan.h"
 #include "bl-scaling-view.h"
+#include "bl-store.h"
 #include "bl-sweep.h"
 #include "bl-workbench.h"
 
@@ -782,7 +784,192 @@ test_export_deploy (void)
                   notes[0]);
 }
 
-/* Step 8: the Pareto view: a third plan, the fit, KL, a sweep file, and a click that
+/* Step 8: the backend preference. This build has no CUDA backend (the test registers none), so
+ * "cuda" measures on the CPU and says why; "cpu" and "auto" measure on the CPU silently */
+
+static void
+append_label_texts (GtkWidget *root,
+                    GString   *out)
+{
+  for (GtkWidget *c = gtk_widget_get_first_child (root); c != NULL; c = gtk_widget_get_next_sibling (c))
+    {
+      if (GTK_IS_LABEL (c))
+        g_string_append_printf (out, "%s\n", gtk_label_get_text (GTK_LABEL (c)));
+      append_label_texts (c, out);
+    }
+}
+
+/* The text of the toast on screen, if any: the labels inside libadwaita's "toast" widget. */
+static char *
+toast_text (GtkWidget *root)
+{
+  for (GtkWidget *c = gtk_widget_get_first_child (root); c != NULL; c = gtk_widget_get_next_sibling (c))
+    {
+      char *text;
+
+      if (g_str_equal (gtk_widget_get_css_name (c), "toast"))
+        {
+          GString *out = g_string_new (NULL);
+
+          append_label_texts (c, out);
+          return g_string_free (out, FALSE);
+        }
+      if ((text = toast_text (c)) != NULL)
+        return text;
+    }
+  return NULL;
+}
+
+static gboolean
+toast_says (gpointer data)
+{
+  g_autofree char *text = toast_text (GTK_WIDGET (win));
+
+  return text != NULL && strstr (text, data) != NULL;
+}
+
+static gboolean
+measured_on_backend (gpointer data)
+{
+  BlMeasurement *m = bl_workbench_get_measurement (win);
+
+  return measured (NULL) && bl_measurement_get_backend_name (m) != NULL;
+}
+
+/* The last finished run in the store: what provenance the measurement recorded. */
+static char *
+last_stored_backend (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(BlStore) store = bl_store_open (NULL, &error);
+  g_autoptr(GPtrArray) runs = NULL;
+
+  g_assert_no_error (error);
+  runs = bl_store_list_runs (store, bl_model_get_fingerprint (bl_workbench_get_model (win)), &error);
+  g_assert_no_error (error);
+  for (guint i = runs->len; i > 0; i--)
+    {
+      BlStoredRun *run = g_ptr_array_index (runs, i - 1);
+
+      if (g_strcmp0 (run->status, "finished") == 0)
+        return g_strdup (run->backend);
+    }
+  return NULL;
+}
+
+/* Chooses a backend in the Preferences and waits for the measurement on it; with @toast, the
+ * toast that should say something about it first (it goes after 4 s), whose text it returns. */
+static char *
+select_backend (AdwComboRow *row,
+                guint        index,
+                const char  *nick,
+                const char  *toast)
+{
+  g_autofree char *value = NULL;
+  char *text = NULL;
+
+  adw_combo_row_set_selected (row, index);
+  value = g_settings_get_string (bl_application_get_settings (app), "backend");
+  g_assert_cmpstr (value, ==, nick);
+  /* the change restarts the measurement at once */
+  g_assert_false (measured (NULL));
+  if (toast != NULL)
+    {
+      wait_for (toast_says, (gpointer) toast, "the toast about the backend");
+      text = toast_text (GTK_WIDGET (win));
+    }
+  wait_for (measured_on_backend, NULL, nick);
+  return text;
+}
+
+/* The backend label on the CPU, chosen or fallen back to. */
+static GtkWidget *
+assert_cpu_label (gboolean fallback)
+{
+  GtkWidget *label = bl_metrics_bar_get_backend_label (BL_METRICS_BAR (part ("metrics")));
+
+  g_assert_true (gtk_widget_get_visible (label));
+  g_assert_cmpstr (gtk_label_get_text (GTK_LABEL (label)), ==, "cpu");
+  g_assert_cmpint (gtk_widget_has_css_class (label, "warning"), ==, fallback);
+  return label;
+}
+
+static void
+test_backend (void)
+{
+  GSettings *settings;
+  GListModel *toplevels = gtk_window_get_toplevels ();
+  BlPreferencesWindow *prefs = NULL;
+  AdwComboRow *row;
+  BlMeasurement *m;
+  GtkWidget *label;
+  g_autofree char *ppl_cpu = NULL, *stored = NULL, *value = NULL, *toast = NULL;
+  const char *message;
+
+  if (skip_if_needed ())
+    return;
+  settings = bl_application_get_settings (app);
+  m = bl_workbench_get_measurement (win);
+  /* the default is auto, which is the CPU on this machine, without a word */
+  value = g_settings_get_string (settings, "backend");
+  g_assert_cmpstr (value, ==, "auto");
+  wait_for (measured_on_backend, NULL, "the measurement of the plan");
+  g_assert_cmpstr (bl_measurement_get_backend_name (m), ==, "cpu");
+  g_assert_null (bl_measurement_get_backend_message (m));
+  label = assert_cpu_label (FALSE);
+  g_assert_nonnull (strstr (gtk_widget_get_tooltip_text (label), "Measured on the cpu backend"));
+  ppl_cpu = g_strdup (bl_metrics_bar_get_ppl_text (BL_METRICS_BAR (part ("metrics"))));
+
+  /* Preferences, from the main menu's action and Ctrl+, */
+  assert_accel ("app.preferences", "<Control>comma");
+  g_action_group_activate_action (G_ACTION_GROUP (app), "preferences", NULL);
+  for (guint i = 0; i < g_list_model_get_n_items (toplevels); i++)
+    {
+      g_autoptr(GObject) w = g_list_model_get_item (toplevels, i);
+
+      if (BL_IS_PREFERENCES_WINDOW (w))
+        prefs = BL_PREFERENCES_WINDOW (w);
+    }
+  g_assert_nonnull (prefs);
+  g_assert_true (gtk_window_get_transient_for (GTK_WINDOW (prefs)) == GTK_WINDOW (win));
+  row = bl_preferences_window_get_backend_row (prefs);
+  g_assert_cmpuint (adw_combo_row_get_selected (row), ==, 0);
+  settle (200);
+
+  /* CUDA: a toast names the error, the bar shows the CPU in the warning colour with the
+   * reason, the measurement completes, and the store records the CPU */
+  toast = select_backend (row, 2, "cuda", "CUDA backend is not available");
+  g_assert_true (m == bl_workbench_get_measurement (win));
+  g_assert_cmpstr (bl_measurement_get_backend_name (m), ==, "cpu");
+  message = bl_measurement_get_backend_message (m);
+  g_assert_nonnull (message);
+  g_assert_nonnull (strstr (message, "“cuda”"));
+  g_assert_nonnull (strstr (toast, message));
+  label = assert_cpu_label (TRUE);
+  g_assert_nonnull (strstr (gtk_widget_get_tooltip_text (label), message));
+  /* the same plan, windows and arithmetic as on "auto": the same number */
+  g_assert_cmpstr (bl_metrics_bar_get_ppl_text (BL_METRICS_BAR (part ("metrics"))), ==, ppl_cpu);
+  stored = last_stored_backend ();
+  g_assert_cmpstr (stored, ==, "cpu");
+  g_test_message ("backend cuda: toast “%s”; measured on %s, ppl %s", toast, bl_measurement_get_backend_name (m),
+                  ppl_cpu);
+  screenshot ("13-backend-fallback.png");
+
+  /* the CPU, chosen: no warning */
+  g_assert_null (select_backend (row, 1, "cpu", NULL));
+  g_assert_null (bl_measurement_get_backend_message (m));
+  assert_cpu_label (FALSE);
+  g_assert_cmpstr (bl_metrics_bar_get_ppl_text (BL_METRICS_BAR (part ("metrics"))), ==, ppl_cpu);
+
+  /* and back to automatic, the default */
+  g_assert_null (select_backend (row, 0, "auto", NULL));
+  g_assert_null (bl_measurement_get_backend_message (m));
+  assert_cpu_label (FALSE);
+  gtk_window_close (GTK_WINDOW (prefs));
+  settle (100);
+}
+
+/* Step 9: the Pareto view: a third plan, the fit, KL, a sweep file, and a click that
  * restores an earlier plan (undoable) */
 
 static gboolean
@@ -1160,6 +1347,7 @@ main (int    argc,
   g_test_add_func ("/bitlens/gui/export", test_export);
   g_test_add_func ("/bitlens/gui/undo", test_undo);
   g_test_add_func ("/bitlens/gui/export-deploy", test_export_deploy);
+  g_test_add_func ("/bitlens/gui/backend", test_backend);
   g_test_add_func ("/bitlens/gui/pareto", test_pareto);
   g_test_add_func ("/bitlens/gui/scaling", test_scaling);
   g_test_add_func ("/bitlens/gui/demo", test_demo);
