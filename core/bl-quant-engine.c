@@ -11,6 +11,7 @@
 #include "bl-error.h"
 #include "bl-format-codecs.h"
 #include "bl-format-scale.h"
+#include "bl-moe.h"
 #include "bl-protocol.h"
 #include "bl-quant-algo.h"
 
@@ -67,6 +68,7 @@ struct _BlQuantEngine
   int n_weights_total;
 
   GPtrArray *last_quantized;    /* char*, NULL-terminated */
+  GHashTable *rtn_fallbacks;    /* names of the experts rounded to nearest for want of tokens */
   GPtrArray *pending_bias;      /* PendingBias, while bl_engine_new() runs the weight hook */
   GError *hook_error;           /* the first error a hook met */
 };
@@ -119,6 +121,7 @@ bl_quant_engine_free (BlQuantEngine *self)
   g_clear_pointer (&self->calib, bl_calib_free);
   g_clear_pointer (&self->calib_hessian, g_hash_table_unref);
   g_clear_pointer (&self->last_quantized, g_ptr_array_unref);
+  g_clear_pointer (&self->rtn_fallbacks, g_hash_table_unref);
   g_clear_pointer (&self->pending_bias, g_ptr_array_unref);
   g_clear_error (&self->hook_error);
   g_free (self);
@@ -404,6 +407,9 @@ quantize_weight (BlQuantEngine  *self,
   const BlCalibLayer *stats = NULL;
   g_autofree float *bias = NULL;
   g_autofree float *orig = NULL;
+  const char *algorithm = a->algorithm;
+  JsonObject *options = a->options;
+  BlMoeName moe;
 
   bl_input_transform_clear (&st->transform);
   st->has_transform = FALSE;
@@ -414,14 +420,25 @@ quantize_weight (BlQuantEngine  *self,
 
   if (self->calib != NULL)
     stats = bl_calib_get_layer (self->calib, a->layer);
+  /* A routed expert that the calibration text never reached has no statistics for a
+   * data-aware algorithm to fit: it is rounded to nearest, as GPTQModel's fail-safe does,
+   * and listed by bl_quant_engine_get_rtn_fallbacks(). */
+  g_hash_table_remove (self->rtn_fallbacks, a->layer);
+  if (stats == NULL && self->calib != NULL && bl_quant_algo_needs (algorithm, NULL) != 0 &&
+      bl_moe_parse_name (a->layer, &moe) && moe.expert >= 0)
+    {
+      algorithm = "rtn";
+      options = NULL;
+      g_hash_table_add (self->rtn_fallbacks, g_strdup (a->layer));
+    }
   bias = read_bias (self, a->layer);
   if (bias != NULL)
     orig = g_memdup2 (bias, sizeof (float) * a->rows);
-  if (!bl_quant_algo_apply (a->algorithm, a->options, &a->weight,
+  if (!bl_quant_algo_apply (algorithm, options, &a->weight,
                             a->has_activation ? &a->activation : NULL, stats, w, a->rows, a->cols,
                             bias, &st->transform, error))
     {
-      g_prefix_error (error, "%s (%s, %s): ", a->layer, a->weight_spec, a->algorithm);
+      g_prefix_error (error, "%s (%s, %s): ", a->layer, a->weight_spec, algorithm);
       return FALSE;
     }
   st->has_transform = !bl_input_transform_is_identity (&st->transform);
@@ -764,6 +781,8 @@ set_kv (BlQuantEngine  *self,
 static void
 reset_last_quantized (BlQuantEngine *self)
 {
+  if (self->rtn_fallbacks == NULL)
+    self->rtn_fallbacks = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   g_clear_pointer (&self->last_quantized, g_ptr_array_unref);
   self->last_quantized = g_ptr_array_new_null_terminated (0, g_free, TRUE);
 }
@@ -1078,6 +1097,40 @@ bl_quant_engine_get_assignments (BlQuantEngine *self)
 {
   g_return_val_if_fail (self != NULL, NULL);
   return self->resolved;
+}
+
+static int
+compare_names (gconstpointer a,
+               gconstpointer b)
+{
+  return strcmp (*(const char *const *) a, *(const char *const *) b);
+}
+
+/**
+ * bl_quant_engine_get_rtn_fallbacks:
+ * @self: a quantized engine
+ *
+ * The routed-expert weights whose rule names a data-aware algorithm (GPTQ, AWQ, …) but
+ * whose expert the router sent no calibration token, so that there were no statistics to
+ * fit: they are rounded to nearest in their format instead.
+ *
+ * Returns: (transfer full) (array zero-terminated=1): their names, sorted; free with
+ *   g_strfreev()
+ */
+char **
+bl_quant_engine_get_rtn_fallbacks (BlQuantEngine *self)
+{
+  GHashTableIter it;
+  gpointer name;
+  g_autoptr(GPtrArray) names = g_ptr_array_new ();
+
+  g_return_val_if_fail (self != NULL, NULL);
+  g_hash_table_iter_init (&it, self->rtn_fallbacks);
+  while (g_hash_table_iter_next (&it, &name, NULL))
+    g_ptr_array_add (names, g_strdup (name));
+  g_ptr_array_sort (names, compare_names);
+  g_ptr_array_add (names, NULL);
+  return (char **) g_ptr_array_free (g_steal_pointer (&names), FALSE);
 }
 
 /**

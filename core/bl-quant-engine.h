@@ -77,6 +77,7 @@ BlEngine      *bl_quant_engine_get_engine     (BlQuantEngine       *self);
 BlQuantPlan   *bl_quant_engine_get_plan       (BlQuantEngine       *self);
 GPtrArray     *bl_quant_engine_get_assignments (BlQuantEngine      *self);
 const char *const *bl_quant_engine_get_last_quantized (BlQuantEngine *self);
+char              **bl_quant_engine_get_rtn_fallbacks (BlQuantEngine *self);
 
 void           bl_quant_activation_static     (const BlFormatSpec  *spec,
                                                const float         *lo,

@@ -14,6 +14,7 @@
 #include "bl-engine.h"
 #include "bl-error.h"
 #include "bl-format-codecs.h"
+#include "bl-moe.h"
 #include "bl-protocol.h"
 #include "bl-quant-engine.h"
 
@@ -628,6 +629,73 @@ test_transforms (void)
     }
 }
 
+/* GPTQ on a mixture of experts whose calibration reaches only some experts: those the router
+ * never chose have no statistics and are rounded to nearest instead of failing the plan. The
+ * result equals a plan that says rtn for exactly those experts and gptq for the rest. */
+static void
+test_moe_rtn_fallback (void)
+{
+  g_autofree char *dir = g_test_build_filename (G_TEST_DIST, "fixtures", "tiny-moe-mixtral", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(BlModel) model = bl_model_load (dir, NULL, &error);
+  g_autoptr(BlBackend) backend = cpu_backend ();
+  g_autofree int32_t *ids = NULL;
+  g_autoptr(BlQuantPlan) plan = NULL;
+  g_autoptr(BlQuantPlan) explicit_plan = NULL;
+  g_autoptr(GString) json = g_string_new ("{\"version\": 1, \"defaults\": {\"weight\": \"int4:g32\", "
+                                          "\"algorithm\": \"gptq\"}, \"rules\": [");
+  /* 6 tokens of one window: 12 expert choices per block, for 8 experts in each of 2 blocks */
+  BlQuantCalibration calib = { NULL, 1, 6, SEED };
+  BlQuantEngine *qe;
+  BlQuantEngine *qe_explicit;
+  g_auto(GStrv) fallbacks = NULL;
+  g_auto(GStrv) none = NULL;
+  guint n_experts_total = 0;
+
+  g_assert_no_error (error);
+  ids = random_ids (bl_model_get_config (model)->vocab_size);
+  plan = bl_quant_plan_new_from_shorthand ("int4:g32", NULL, "gptq", NULL, &error);
+  g_assert_no_error (error);
+  bl_quant_plan_set_calibration (plan, &calib);
+  qe = quant_engine (model, backend, plan, ids);
+  fallbacks = bl_quant_engine_get_rtn_fallbacks (qe);
+
+  for (guint i = 0; i < g_list_model_get_n_items (G_LIST_MODEL (model)); i++)
+    {
+      g_autoptr(BlLayer) layer = g_list_model_get_item (G_LIST_MODEL (model), i);
+      BlMoeName moe;
+
+      if (bl_moe_parse_name (bl_layer_get_name (layer), &moe) && moe.expert >= 0)
+        n_experts_total++;
+    }
+  g_test_message ("%u of %u expert weights had no calibration token", g_strv_length (fallbacks),
+                  n_experts_total);
+  /* some experts were reached and some were not; whole experts (w1, w2, w3) fall back */
+  g_assert_cmpuint (g_strv_length (fallbacks), >, 0);
+  g_assert_cmpuint (g_strv_length (fallbacks), <, n_experts_total);
+  g_assert_cmpuint (g_strv_length (fallbacks) % 3, ==, 0);
+  for (guint i = 0; fallbacks[i] != NULL; i++)
+    {
+      BlMoeName moe;
+
+      g_assert_true (bl_moe_parse_name (fallbacks[i], &moe));
+      g_assert_cmpint (moe.expert, >=, 0);
+      g_string_append_printf (json, "%s{\"pattern\": \"%s\", \"algorithm\": \"rtn\"}", i > 0 ? ", " : "",
+                              fallbacks[i]);
+    }
+  g_string_append (json, "]}");
+
+  explicit_plan = bl_quant_plan_new_from_json (json->str, -1, "explicit", &error);
+  g_assert_no_error (error);
+  bl_quant_plan_set_calibration (explicit_plan, &calib);
+  qe_explicit = quant_engine (model, backend, explicit_plan, ids);
+  none = bl_quant_engine_get_rtn_fallbacks (qe_explicit);
+  g_assert_cmpuint (g_strv_length (none), ==, 0);
+  assert_same_logits (bl_quant_engine_get_engine (qe), bl_quant_engine_get_engine (qe_explicit), ids);
+  bl_quant_engine_free (qe_explicit);
+  bl_quant_engine_free (qe);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -654,6 +722,7 @@ main (int    argc,
   g_test_add_func ("/bitlens/quant-engine/bias-correction", test_bias_correction);
   g_test_add_func ("/bitlens/quant-engine/tied-head", test_tied_head);
   g_test_add_func ("/bitlens/quant-engine/transforms", test_transforms);
+  g_test_add_func ("/bitlens/quant-engine/moe-rtn-fallback", test_moe_rtn_fallback);
 
   return g_test_run ();
 }
