@@ -31,6 +31,7 @@
 #include "bl-gguf-quants.h"
 #include "bl-json-private.h"
 #include "bl-model-config.h"
+#include "bl-sha256.h"
 
 /* Hashing reads the mapping in slices so that a cancel is noticed within one slice. */
 #define FINGERPRINT_SLICE (64 * 1024 * 1024)
@@ -1185,17 +1186,20 @@ fingerprint (BlGguf        *gguf,
              BlModelGguf   *out,
              GError       **error)
 {
-  g_autoptr(GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
+  BlSha256 sum;
+  char hex[65];
   gsize len;
   const guint8 *contents = bl_gguf_get_contents (gguf, &len);
 
+  bl_sha256_init (&sum);
   for (gsize done = 0; done < len; done += FINGERPRINT_SLICE)
     {
       if (g_cancellable_set_error_if_cancelled (cancellable, error))
         return FALSE;
-      g_checksum_update (sum, contents + done, (gssize) MIN (len - done, FINGERPRINT_SLICE));
+      bl_sha256_update (&sum, contents + done, MIN (len - done, FINGERPRINT_SLICE));
     }
-  out->fingerprint = g_strdup (g_checksum_get_string (sum));
+  bl_sha256_finish_hex (&sum, hex);
+  out->fingerprint = g_strdup (hex);
   return TRUE;
 }
 

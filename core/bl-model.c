@@ -14,6 +14,7 @@
 #include "bl-model-gguf-private.h"
 #include "bl-moe.h"
 #include "bl-safetensors.h"
+#include "bl-sha256.h"
 
 /* Hashing reads the mapping in slices so that a cancel is noticed within one slice. */
 #define FINGERPRINT_SLICE (64 * 1024 * 1024)
@@ -650,9 +651,11 @@ compute_fingerprint (BlModel       *self,
                      GCancellable  *cancellable,
                      GError       **error)
 {
-  g_autoptr(GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
+  BlSha256 sum;
+  char hex[65];
 
-  g_checksum_update (sum, (const guchar *) config_data, (gssize) config_len);
+  bl_sha256_init (&sum);
+  bl_sha256_update (&sum, config_data, config_len);
   for (guint i = 0; i < self->files->len; i++)
     {
       gsize len;
@@ -662,10 +665,11 @@ compute_fingerprint (BlModel       *self,
         {
           if (g_cancellable_set_error_if_cancelled (cancellable, error))
             return FALSE;
-          g_checksum_update (sum, contents + done, (gssize) MIN (len - done, FINGERPRINT_SLICE));
+          bl_sha256_update (&sum, contents + done, MIN (len - done, FINGERPRINT_SLICE));
         }
     }
-  self->fingerprint = g_strdup (g_checksum_get_string (sum));
+  bl_sha256_finish_hex (&sum, hex);
+  self->fingerprint = g_strdup (hex);
   return TRUE;
 }
 
