@@ -162,6 +162,7 @@ bl_application_startup (GApplication *app)
     { "app.quit", { "<Control>q", NULL } },
     { "app.preferences", { "<Control>comma", NULL } },
     { "win.open", { "<Control>o", NULL } },
+    { "win.open-gguf", { "<Control><Shift>o", NULL } },
     { "win.export-plan", { "<Control>e", "<Control>s", NULL } },
     { "win.undo", { "<Control>z", NULL } },
     { "win.redo", { "<Control><Shift>z", "<Control>y", NULL } },

@@ -4,6 +4,8 @@
  */
 #include "bl-workbench-private.h"
 
+#include <string.h>
+
 #include "bl-export.h"
 
 /**
@@ -40,6 +42,27 @@ action_open (GSimpleAction *action,
 
   dialog = gtk_file_chooser_native_new ("Open a Model Folder", GTK_WINDOW (self),
                                         GTK_FILE_CHOOSER_ACTION_SELECT_FOLDER, "_Open", "_Cancel");
+  gtk_native_dialog_set_modal (GTK_NATIVE_DIALOG (dialog), TRUE);
+  g_signal_connect (dialog, "response", G_CALLBACK (on_open_response), self);
+  gtk_native_dialog_show (GTK_NATIVE_DIALOG (dialog));
+}
+
+/* GTK 4.8's chooser picks either folders or files, so a GGUF file has its own action: a
+ * file chooser that shows only *.gguf. */
+static void
+action_open_gguf (GSimpleAction *action,
+                  GVariant      *param,
+                  gpointer       user_data)
+{
+  BlWorkbench *self = user_data;
+  GtkFileChooserNative *dialog;
+  g_autoptr(GtkFileFilter) filter = gtk_file_filter_new ();
+
+  dialog = gtk_file_chooser_native_new ("Open a GGUF File", GTK_WINDOW (self), GTK_FILE_CHOOSER_ACTION_OPEN,
+                                        "_Open", "_Cancel");
+  gtk_file_filter_set_name (filter, "GGUF model (*.gguf)");
+  gtk_file_filter_add_suffix (filter, "gguf");
+  gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (dialog), filter);
   gtk_native_dialog_set_modal (GTK_NATIVE_DIALOG (dialog), TRUE);
   g_signal_connect (dialog, "response", G_CALLBACK (on_open_response), self);
   gtk_native_dialog_show (GTK_NATIVE_DIALOG (dialog));
@@ -94,6 +117,19 @@ on_export_response (GtkNativeDialog *dialog,
   g_object_unref (dialog);
 }
 
+/* The open model's name for suggested file names: its folder's, or its GGUF file's without
+ * the suffix. */
+static char *
+model_base_name (BlWorkbench *self)
+{
+  g_autofree char *base = self->model_path ? g_path_get_basename (self->model_path) : g_strdup ("model");
+  size_t n = strlen (base);
+
+  if (n > strlen (".gguf") && g_ascii_strcasecmp (base + n - strlen (".gguf"), ".gguf") == 0)
+    base[n - strlen (".gguf")] = '\0';
+  return g_steal_pointer (&base);
+}
+
 static void
 action_export_plan (GSimpleAction *action,
                     GVariant      *param,
@@ -102,7 +138,7 @@ action_export_plan (GSimpleAction *action,
   BlWorkbench *self = user_data;
   GtkFileChooserNative *dialog;
   g_autoptr(GtkFileFilter) filter = gtk_file_filter_new ();
-  g_autofree char *base = self->model_path ? g_path_get_basename (self->model_path) : g_strdup ("model");
+  g_autofree char *base = model_base_name (self);
   g_autofree char *name = g_strdup_printf ("%s-plan.json", base);
 
   dialog = gtk_file_chooser_native_new ("Export the Plan", GTK_WINDOW (self),
@@ -172,7 +208,7 @@ action_export (GSimpleAction *action,
 {
   BlWorkbench *self = user_data;
   const BlExportTarget *target = bl_export_target_lookup (g_variant_get_string (param, NULL), NULL);
-  g_autofree char *base = self->model_path ? g_path_get_basename (self->model_path) : g_strdup ("model");
+  g_autofree char *base = model_base_name (self);
   g_autofree char *title = NULL;
   GtkFileChooserNative *dialog;
 
@@ -373,6 +409,7 @@ action_show_view (GSimpleAction *action,
 
 static const GActionEntry entries[] = {
   { "open", action_open },
+  { "open-gguf", action_open_gguf },
   { "open-path", action_open_path, "s" },
   { "open-demo", action_open_demo },
   { "cancel-load", action_cancel_load },

@@ -1686,6 +1686,15 @@ on_model_loaded (GObject      *source,
   show_model (self);
 }
 
+/* The file chooser's filter matches the suffix in any case, so this does too. */
+static gboolean
+is_gguf_name (const char *path)
+{
+  size_t n = strlen (path);
+
+  return n > strlen (".gguf") && g_ascii_strcasecmp (path + n - strlen (".gguf"), ".gguf") == 0;
+}
+
 static gboolean
 pulse (gpointer data)
 {
@@ -1698,7 +1707,8 @@ pulse (gpointer data)
 /**
  * bl_workbench_open:
  * @self: a window
- * @path: a model directory (or a file inside one)
+ * @path: a model directory, a GGUF file (its name ends in ".gguf"), or another file inside
+ *   a model directory
  *
  * Loads the model in the background with a progress bar and a cancel button; the workbench
  * shows it when it is loaded, and the measurement starts.
@@ -1713,7 +1723,11 @@ bl_workbench_open (BlWorkbench   *self,
   g_return_if_fail (BL_IS_WORKBENCH (self));
   g_return_if_fail (path != NULL);
 
-  dir = g_file_test (path, G_FILE_TEST_IS_DIR) ? g_strdup (path) : g_path_get_dirname (path);
+  /* a dropped config.json or safetensors file stands for its folder; a GGUF file is a model */
+  if (g_file_test (path, G_FILE_TEST_IS_DIR) || is_gguf_name (path))
+    dir = g_strdup (path);
+  else
+    dir = g_path_get_dirname (path);
   cancel_and_clear (&self->load_cancellable);
   self->load_cancellable = g_cancellable_new ();
   label = g_strdup_printf ("Loading %s", dir);
@@ -1793,6 +1807,7 @@ bl_workbench_rebuild_models_menu (BlWorkbench *self)
   gtk_widget_set_visible (self->hf_group, self->hf_models != NULL && self->hf_models->len > 0);
   g_menu_append (demo_section, "The bundled demo model", "win.open-demo");
   g_menu_append (demo_section, "Open a model folder…", "win.open");
+  g_menu_append (demo_section, "Open a GGUF file…", "win.open-gguf");
   g_menu_append_section (menu, "Recent", G_MENU_MODEL (recent_section));
   if (self->hf_models != NULL && self->hf_models->len > 0)
     g_menu_append_section (menu, "Hugging Face cache", G_MENU_MODEL (hf_section));

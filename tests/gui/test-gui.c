@@ -21,6 +21,7 @@
 #include "bl-application.h"
 #include "bl-brown.h"
 #include "bl-distribution-view.h"
+#include "bl-export.h"
 #include "bl-format-picker.h"
 #include "bl-gguf.h"
 #include "bl-layer-browser.h"
@@ -208,6 +209,23 @@ make_hf_snapshot (const char *model)
   return snapshot;
 }
 
+/* The first button under @root that activates @action. */
+static GtkButton *
+find_button (GtkWidget  *root,
+             const char *action)
+{
+  for (GtkWidget *c = gtk_widget_get_first_child (root); c != NULL; c = gtk_widget_get_next_sibling (c))
+    {
+      GtkButton *b;
+
+      if (GTK_IS_BUTTON (c) && g_strcmp0 (gtk_actionable_get_action_name (GTK_ACTIONABLE (c)), action) == 0)
+        return GTK_BUTTON (c);
+      if ((b = find_button (c, action)) != NULL)
+        return b;
+    }
+  return NULL;
+}
+
 static gboolean
 has_rows (gpointer data)
 {
@@ -269,6 +287,10 @@ test_open (void)
   /* what a newcomer sees first: the welcome page, with the model the cache scan found */
   g_assert_cmpstr (gtk_stack_get_visible_child_name (GTK_STACK (part ("stack"))), ==, "welcome");
   g_assert_false (g_action_group_get_action_enabled (G_ACTION_GROUP (win), "export-plan"));
+  /* a model folder or a GGUF file, each with its button */
+  g_assert_cmpstr (gtk_button_get_label (find_button (part ("stack"), "win.open")), ==, "Open a _Model Folder…");
+  g_assert_cmpstr (gtk_button_get_label (find_button (part ("stack"), "win.open-gguf")), ==, "Open a _GGUF File…");
+  g_assert_true (g_action_group_get_action_enabled (G_ACTION_GROUP (win), "open-gguf"));
   wait_for (has_rows, "hf-list", "the Hugging Face cache scan");
   row = gtk_widget_get_first_child (part ("hf-list"));
   g_assert_true (ADW_IS_ACTION_ROW (row));
@@ -1121,7 +1143,7 @@ test_pareto (void)
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (win), "win.show-view", "s", "distribution"));
 }
 
-/* Step 9: the scaling laws: the FP-training law calculator and the crossover map */
+/* Step 10: the scaling laws: the FP-training law calculator and the crossover map */
 
 static gboolean
 crossover_ready (gpointer data)
@@ -1165,7 +1187,84 @@ test_scaling (void)
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (win), "win.show-view", "s", "distribution"));
 }
 
-/* Step 10: the bundled demo model, as the README's first command shows it */
+/* Step 11: a GGUF file of stories260k, written by the core's exporter, opened as the file
+ * chooser's "Open a GGUF File" does, and again from the recent list */
+
+static gboolean
+model_is (gpointer data)
+{
+  return workbench_shown (NULL) && g_strcmp0 (bl_model_get_path (bl_workbench_get_model (win)), data) == 0
+         && !g_action_group_get_action_enabled (G_ACTION_GROUP (win), "cancel-load");
+}
+
+/* The recent list's row for @path. */
+static GtkWidget *
+recent_row (const char *path)
+{
+  for (GtkWidget *row = gtk_widget_get_first_child (part ("recent-list")); row != NULL;
+       row = gtk_widget_get_next_sibling (row))
+    if (g_strcmp0 (adw_action_row_get_subtitle (ADW_ACTION_ROW (row)), path) == 0)
+      return row;
+  return NULL;
+}
+
+static void
+test_open_gguf (void)
+{
+  g_autofree char *gguf = NULL;
+  g_autofree char *folder = NULL;
+  g_autofree char *ppl_gguf = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(BlQuantPlan) none = bl_quant_plan_new ();
+  g_auto(GStrv) recent = NULL;
+  BlExportOptions opts = { 0 };
+  BlModel *m;
+
+  if (skip_if_needed ())
+    return;
+  assert_accel ("win.open-gguf", "<Shift><Control>o");
+  folder = g_strdup (bl_model_get_path (bl_workbench_get_model (win)));
+  /* every weight in F32, so the file holds the folder's numbers exactly */
+  g_assert_true (bl_gguf_export_options_set_unquantized_type (&opts.gguf, "f32", &error));
+  gguf = g_build_filename (work_dir, "stories260k.gguf", NULL);
+  g_assert_true (bl_export_to (bl_workbench_get_model (win), none, "gguf", &opts, gguf, NULL, NULL, NULL, &error));
+  g_assert_no_error (error);
+
+  /* the chooser's response opens the chosen path */
+  bl_workbench_open (win, gguf);
+  wait_for (model_is, gguf, "the GGUF model to load");
+  m = bl_workbench_get_model (win);
+  g_assert_cmpint (bl_model_get_config (m)->n_layers, ==, 5);
+  g_assert_cmpstr (gtk_window_get_title (GTK_WINDOW (win)), ==, "stories260k.gguf");
+  /* its layers, under the Hugging Face names, in the browser */
+  wait_for (first_analysis, NULL, "the GGUF model's first layer");
+  g_assert_cmpstr (bl_layer_item_get_name (bl_layer_browser_get_focus (BL_LAYER_BROWSER (part ("browser")))),
+                   ==, "model.layers.0.self_attn.q_proj.weight");
+  g_assert_true (bl_layer_browser_select_layer (BL_LAYER_BROWSER (part ("browser")),
+                                                "model.layers.4.mlp.down_proj.weight"));
+  wait_for (analysis_for, "model.layers.4.mlp.down_proj.weight", "a GGUF layer's distribution");
+  g_assert_cmpuint (count_badges ("fp32"), >, 0);
+  recent = g_settings_get_strv (bl_application_get_settings (app), "recent-models");
+  g_assert_cmpstr (recent[0], ==, gguf);
+  g_assert_cmpstr (recent[1], ==, folder);
+  wait_for (measured_on_backend, NULL, "the GGUF model's perplexity");
+  ppl_gguf = g_strdup (bl_metrics_bar_get_ppl_text (BL_METRICS_BAR (part ("metrics"))));
+  screenshot ("14-gguf.png");
+
+  /* the folder from the recent list, as the welcome page lists it: the F32 file holds the
+   * same weights, so the same perplexity */
+  g_assert_true (gtk_widget_activate (recent_row (folder)));
+  wait_for (model_is, folder, "the folder from the recent list");
+  wait_for (measured_on_backend, NULL, "the folder's perplexity");
+  g_assert_cmpstr (bl_metrics_bar_get_ppl_text (BL_METRICS_BAR (part ("metrics"))), ==, ppl_gguf);
+  g_test_message ("GGUF model %s: ppl %s, as its folder's", gguf, ppl_gguf);
+  /* and the GGUF file again, from its row */
+  g_assert_true (gtk_widget_activate (recent_row (gguf)));
+  wait_for (model_is, gguf, "the GGUF file from the recent list");
+  g_assert_cmpint (bl_model_get_config (bl_workbench_get_model (win))->n_layers, ==, 5);
+}
+
+/* Step 12: the bundled demo model, as the README's first command shows it */
 
 static gboolean
 measured_empty (gpointer data)
@@ -1295,7 +1394,7 @@ no_tasks (gpointer data)
   return bl_application_get_n_tasks (app) == 0;
 }
 
-/* Step 11: closing the window saves its size, once, and the workers wind down */
+/* Step 13: closing the window saves its size, once, and the workers wind down */
 static void
 test_close (void)
 {
@@ -1350,6 +1449,7 @@ main (int    argc,
   g_test_add_func ("/bitlens/gui/backend", test_backend);
   g_test_add_func ("/bitlens/gui/pareto", test_pareto);
   g_test_add_func ("/bitlens/gui/scaling", test_scaling);
+  g_test_add_func ("/bitlens/gui/open-gguf", test_open_gguf);
   g_test_add_func ("/bitlens/gui/demo", test_demo);
   g_test_add_func ("/bitlens/gui/close", test_close);
   status = g_test_run ();
