@@ -10,6 +10,12 @@
  * printed as the baseline. A copy loop with ordinary stores is printed beside it: glibc's
  * memcpy uses non-temporal stores for large copies, so it moves two streams where any kernel
  * that writes through the cache moves three.
+ *
+ * By default every example spec of every family of the spec grammar is measured (the list
+ * `bitlens-cli formats` prints), and a closing line names those at or above the issue's target
+ * of 50% of memcpy. clip=mse is left out: it is a search that runs 80 candidate ranges through
+ * the scalar reference encoder per group, by definition (GPTQ's grid), so it is not a
+ * fake-quant kernel; --format measures it on request.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -33,10 +39,8 @@ static const Shape layer_shapes[] = {
 
 #define N_LAYERS 30
 
-static const char *const default_formats[] = {
-  "int8:channel", "int4:g128:sym", "int4:g128:asym", "int4:g32:q4_0", "fp8-e4m3:tensor",
-  "mxfp8-e4m3", "mxfp4", "mxint8", "nvfp4", "nvint4", "nf4:g64", "bf16", NULL,
-};
+/* issue 3: fake-quant of every linear weight runs at ≥ 50% of memcpy bandwidth */
+#define TARGET_PERCENT 50.0
 
 typedef struct
 {
@@ -128,17 +132,17 @@ main (int    argc,
 {
   int n_threads = 2, repeat = 3;
   g_auto (GStrv) formats = NULL;
-  gboolean all = FALSE;
   GOptionEntry entries[] = {
     { "threads", 't', 0, G_OPTION_ARG_INT, &n_threads, "Worker threads (default 2)", "N" },
     { "repeat", 'r', 0, G_OPTION_ARG_INT, &repeat, "Runs per format; the best is reported (default 3)", "N" },
-    { "format", 'f', 0, G_OPTION_ARG_STRING_ARRAY, &formats, "Format spec (repeatable)", "SPEC" },
-    { "all", 'a', 0, G_OPTION_ARG_NONE, &all, "Every example spec of every family", NULL },
+    { "format", 'f', 0, G_OPTION_ARG_STRING_ARRAY, &formats, "Format spec (repeatable; default: every example spec of every family)", "SPEC" },
     { NULL }
   };
   g_autoptr (GOptionContext) context = g_option_context_new ("- fake-quant throughput on a SYNTHETIC SmolLM-135M-shaped model");
   g_autoptr (GError) error = NULL;
   g_autoptr (GPtrArray) specs = g_ptr_array_new ();
+  g_autoptr (GString) below = g_string_new (NULL);
+  guint n_met = 0;
   gsize n_total = 0, pool_n;
   g_autofree float *src = NULL;
   g_autofree float *dst = NULL;
@@ -156,13 +160,10 @@ main (int    argc,
   if (formats != NULL)
     for (char **f = formats; *f != NULL; f++)
       g_ptr_array_add (specs, *f);
-  else if (all)
+  else
     for (int fam = 0; fam < BL_FORMAT_N_FAMILIES; fam++)
       for (const char *const *ex = bl_format_family_get_examples (fam); *ex != NULL; ex++)
         g_ptr_array_add (specs, (gpointer) *ex);
-  else
-    for (const char *const *f = default_formats; *f != NULL; f++)
-      g_ptr_array_add (specs, (gpointer) *f);
 
   for (int l = 0; l < N_LAYERS; l++)
     for (gsize s = 0; s < G_N_ELEMENTS (layer_shapes); s++)
@@ -200,7 +201,7 @@ main (int    argc,
     {
       const char *str = g_ptr_array_index (specs, f);
       BlFormatSpec spec;
-      double best = 0;
+      double best = 0, percent;
 
       if (!bl_format_spec_parse (str, &spec, &error))
         {
@@ -227,7 +228,15 @@ main (int    argc,
           s = (double) (g_get_monotonic_time () - t0) / 1e6;
           best = MAX (best, (double) n_total * sizeof (float) / s / 1e9);
         }
-      g_print ("%-28s %8.2f GB/s  %5.1f%% of memcpy\n", str, best, 100.0 * best / copy_gbs);
+      percent = 100.0 * best / copy_gbs;
+      if (percent >= TARGET_PERCENT)
+        n_met++;
+      else
+        g_string_append_printf (below, "%s%s", below->len > 0 ? ", " : "", str);
+      g_print ("%-28s %8.2f GB/s  %5.1f%% of memcpy%s\n", str, best, percent,
+               percent >= TARGET_PERCENT ? "" : "  (below target)");
     }
+  g_print ("SYNTHETIC summary: %u of %u formats at or above %.0f%% of memcpy on %d threads%s%s\n",
+           n_met, specs->len, TARGET_PERCENT, n_threads, below->len > 0 ? "; below: " : "", below->str);
   return 0;
 }

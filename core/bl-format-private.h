@@ -100,8 +100,8 @@ struct _BlFormatTraits
                          gint64                n,
                          float                *y);
   /* fills the fused row kernel's description, for the default rounding without clip=mse;
-   * NULL when the family has none */
-  void     (*row_setup) (const BlFormatCtx    *ctx,
+   * FALSE when the kernel does not cover this tensor, NULL when the family has none */
+  gboolean (*row_setup) (const BlFormatCtx    *ctx,
                          BlSimdRow            *row);
   gboolean needs_scratch;
 };

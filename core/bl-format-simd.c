@@ -1009,6 +1009,265 @@ group_scale8 (const BlSimdRow *r,
   memcpy (out_s, &total, sizeof total);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* BitMoD (methods.md §12): per group, the grid of least squared error among four. The
+ * reference (bitmod_params in bl-format-traits.c) quantizes the group onto each grid,
+ * q = grid[c]·s with c the number of midpoints below x/s, sums (q − x)² in double in element
+ * order, and keeps the first grid with the smallest sum. Here the four candidate rows are
+ * computed eight lanes at a time and the sums in float, in any order; the float sums decide
+ * only where a proven error bound separates them, and otherwise the exact double sums are
+ * formed in the reference's order from the very same rows. */
+
+/* the constants of one group's candidate rows, broadcast once */
+typedef struct
+{
+  v8f l1, l2, cap, neg_cap, one, two, four, half, quarter, magic;
+  v8f lo[4], hi[4], extra[4];
+} Bitmod8;
+
+/* the nearest base value of v, a midpoint going to the lower value, in units of the grid:
+ * v/q (q = 1, 2 or 4, the base's spacing where v lies) is rounded to nearest even by the
+ * 1.5·2^23 trick and moved down where that rounded a tie up; |v/q| < 2^22 here */
+#define bitmod_base8(c, v) \
+  ({ const Bitmod8 *bb_c_ = (c); v8f bb_v_ = (v); \
+     v8f bb_m_ = (v8f) ((v8u) bb_v_ & splatu (0x7fffffffu)); \
+     v8i bb_b1_ = bb_m_ < bb_c_->l1, bb_b2_ = bb_m_ < bb_c_->l2; \
+     v8f bb_q_ = select8 (bb_b1_, bb_c_->one, select8 (bb_b2_, bb_c_->two, bb_c_->four)); \
+     v8f bb_u_ = bb_v_ * select8 (bb_b1_, bb_c_->one, select8 (bb_b2_, bb_c_->half, bb_c_->quarter)); \
+     v8f bb_t_ = (bb_u_ + bb_c_->magic) - bb_c_->magic; \
+     bb_t_ = select8 (bb_t_ - bb_u_ == bb_c_->half, bb_t_ - bb_c_->one, bb_t_); \
+     clamp8 (bb_t_ * bb_q_, bb_c_->neg_cap, bb_c_->cap); })
+
+BL_SIMD_INLINE void
+bitmod8_init (Bitmod8         *c,
+              const BlSimdRow *r)
+{
+  c->l1 = splat (r->bm_l1);
+  c->l2 = splat (r->bm_l2);
+  c->cap = splat (r->bm_cap);
+  c->neg_cap = splat (-r->bm_cap);
+  c->one = splat (1.0f);
+  c->two = splat (2.0f);
+  c->four = splat (4.0f);
+  c->half = splat (0.5f);
+  c->quarter = splat (0.25f);
+  c->magic = splat (12582912.0f);
+  for (int k = 0; k < 4; k++)
+    {
+      c->lo[k] = splat (r->bm_lo[k]);
+      c->hi[k] = splat (r->bm_hi[k]);
+      c->extra[k] = splat (r->bm_extra[k]);
+    }
+}
+
+/* the sum of the lanes, pairwise (any order serves: the caller bounds the rounding) */
+#define hsum8(v) \
+  ({ v8f hs_v_ = (v); hs_v_ += SHUF8 (hs_v_, 4, 5, 6, 7, 0, 1, 2, 3); \
+     hs_v_ += SHUF8 (hs_v_, 2, 3, 0, 1, 6, 7, 4, 5); hs_v_ += SHUF8 (hs_v_, 1, 0, 3, 2, 5, 4, 7, 6); hs_v_[0]; })
+
+/* the OR of the lanes */
+#define hor8(v) \
+  ({ v8u ho_v_ = (v8u) (v); ho_v_ |= SHUF8 (ho_v_, 4, 5, 6, 7, 0, 1, 2, 3); \
+     ho_v_ |= SHUF8 (ho_v_, 2, 3, 0, 1, 6, 7, 4, 5); ho_v_ |= SHUF8 (ho_v_, 1, 0, 3, 2, 5, 4, 7, 6); ho_v_[0]; })
+
+BL_SIMD_INLINE float
+bitmod_base1 (const BlSimdRow *r,
+              float            v)
+{
+  float m = fabsf (v);
+  float q = m < r->bm_l1 ? 1.0f : (m < r->bm_l2 ? 2.0f : 4.0f);
+  float u = v * (m < r->bm_l1 ? 1.0f : (m < r->bm_l2 ? 0.5f : 0.25f));
+  float t = (u + 12582912.0f) - 12582912.0f;
+
+  t = t - u == 0.5f ? t - 1.0f : t;
+  return clampf (t * q, -r->bm_cap, r->bm_cap);
+}
+
+/* the reference's nearest grid index: the count of midpoints strictly below v */
+static inline int
+bitmod_nearest1 (const float *grid,
+                 int          n_values,
+                 float        v)
+{
+  int c = 0;
+
+  for (int k = 0; k + 1 < n_values; k++)
+    c += v > 0.5f * (grid[k] + grid[k + 1]);
+  return c;
+}
+
+/* Σ (q − x)² in double, in element order: the reference's sum */
+static double
+bitmod_exact_error (const float *q,
+                    const float *x,
+                    gint64       n)
+{
+  double err = 0.0;
+
+  for (gint64 i = 0; i < n; i++)
+    {
+      double d = (double) q[i] - (double) x[i];
+
+      err += d * d;
+    }
+  return err;
+}
+
+/* the reference, element by element, for groups with a non-finite value or a zero scale */
+static void
+bitmod_group_reference (const BlSimdRow *r,
+                        const float     *x,
+                        gint64           n,
+                        const float     *s,
+                        float           *qbuf,
+                        float           *y)
+{
+  double best_err = INFINITY;
+  int best = -1;
+
+  for (int k = 0; k < 4; k++)
+    {
+      double err;
+
+      for (gint64 i = 0; i < n; i++)
+        qbuf[i] = r->bm_grids[k][bitmod_nearest1 (r->bm_grids[k], r->bm_n_values, x[i] / s[k])] * s[k];
+      err = bitmod_exact_error (qbuf, x, n);
+      if (err < best_err)
+        {
+          best_err = err;
+          best = k;
+        }
+    }
+  /* no grid won (every sum NaN or Inf): the reference keeps selector 0 with scale 0 */
+  for (gint64 i = 0; i < n; i++)
+    {
+      float sk = best >= 0 ? s[best] : 0.0f;
+      const float *grid = r->bm_grids[MAX (best, 0)];
+
+      y[i] = grid[bitmod_nearest1 (grid, r->bm_n_values, x[i] / sk)] * sk;
+    }
+}
+
+BL_SIMD_INLINE void
+bitmod_group (const BlSimdRow *r,
+              const float     *x,
+              gint64           n,
+              float           *y)
+{
+  /* candidate row 0 goes straight to y unless y is x (in place), the others here */
+  float qbuf[4][BL_SIMD_BITMOD_MAX_GROUP];
+  float *rows[4] = { y != x ? y : qbuf[0], qbuf[1], qbuf[2], qbuf[3] };
+  float s[4], e[4];
+  float amax = r->shrink * amax_loop (x, n);
+  Bitmod8 c;
+  gboolean same01, same23, decided = TRUE;
+  double gamma, floor_err;
+  int a = 0;
+  gint64 i = 0;
+
+  {
+    guint32 code;
+
+    /* grids 0 and 1 share their maximum, and so do 2 and 3 (the row setup checks it) */
+    s[0] = s[1] = bl_scale_store (r->scale_type, amax / r->bm_gmax[0], &code);
+    s[2] = s[3] = bl_scale_store (r->scale_type, amax / r->bm_gmax[2], &code);
+  }
+  if (!(amax < INFINITY) || !(s[0] > 0.0f && s[0] < INFINITY) || !(s[2] > 0.0f && s[2] < INFINITY))
+    {
+      bitmod_group_reference (r, x, n, s, qbuf[0], y);
+      return;
+    }
+
+  bitmod8_init (&c, r);
+  {
+    const v8f s01 = splat (s[0]), s23 = splat (s[2]);
+    v8f acc0 = splat (0.0f), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+    v8i diff01 = (v8i) splatu (0), diff23 = diff01;
+
+    for (; i + 8 <= n; i += 8)
+      {
+        v8f xv = load8 (x + i);
+        v8f v01 = xv / s01, v23 = xv / s23;
+        v8f b01 = bitmod_base8 (&c, v01), b23 = bitmod_base8 (&c, v23);
+        v8f q0 = select8 ((v01 > c.lo[0]) & (v01 <= c.hi[0]), c.extra[0], b01) * s01;
+        v8f q1 = select8 ((v01 > c.lo[1]) & (v01 <= c.hi[1]), c.extra[1], b01) * s01;
+        v8f q2 = select8 ((v23 > c.lo[2]) & (v23 <= c.hi[2]), c.extra[2], b23) * s23;
+        v8f q3 = select8 ((v23 > c.lo[3]) & (v23 <= c.hi[3]), c.extra[3], b23) * s23;
+        v8f d0 = q0 - xv, d1 = q1 - xv, d2 = q2 - xv, d3 = q3 - xv;
+
+        diff01 |= (v8i) q0 ^ (v8i) q1;
+        diff23 |= (v8i) q2 ^ (v8i) q3;
+        acc0 += d0 * d0;
+        acc1 += d1 * d1;
+        acc2 += d2 * d2;
+        acc3 += d3 * d3;
+        store8 (rows[0] + i, q0);
+        store8 (&qbuf[1][i], q1);
+        store8 (&qbuf[2][i], q2);
+        store8 (&qbuf[3][i], q3);
+      }
+    e[0] = hsum8 (acc0);
+    e[1] = hsum8 (acc1);
+    e[2] = hsum8 (acc2);
+    e[3] = hsum8 (acc3);
+    same01 = hor8 (diff01) == 0;
+    same23 = hor8 (diff23) == 0;
+  }
+  for (; i < n; i++)
+    {
+      float v01 = x[i] / s[0], v23 = x[i] / s[2];
+      float b01 = bitmod_base1 (r, v01), b23 = bitmod_base1 (r, v23);
+
+      for (int k = 0; k < 4; k++)
+        {
+          float v = k < 2 ? v01 : v23, b = k < 2 ? b01 : b23;
+          float d;
+
+          rows[k][i] = (v > r->bm_lo[k] && !(v > r->bm_hi[k]) ? r->bm_extra[k] : b) * s[k < 2 ? 0 : 2];
+          d = rows[k][i] - x[i];
+          e[k] += d * d;
+        }
+      same01 = same01 && fbits (rows[0][i]) == fbits (rows[1][i]);
+      same23 = same23 && fbits (rows[2][i]) == fbits (rows[3][i]);
+    }
+
+  /* Each float sum E is within γ·T + n·2^−149 of the exact Σ (q − x)² = T (relative rounding
+   * of the difference, the square and at most n additions, plus underflow of a square), and
+   * the reference's double sum R within (n + 2)·2^−53·T of it. E_k − E_a > 4γ(E_a + E_k) +
+   * 4n·2^−149 then proves R_a < R_k (Higham, "Accuracy and Stability of Numerical
+   * Algorithms", 2nd ed., §4.2). Identical rows have identical reference sums. */
+  for (int k = 1; k < 4; k++)
+    if (e[k] < e[a])
+      a = k;
+  gamma = ((double) n + 16.0) * 0x1p-24;
+  floor_err = (double) n * 0x1p-149;
+  for (int k = 0; k < 4 && decided; k++)
+    {
+      gboolean same = (a < 2) == (k < 2) && (a < 2 ? same01 : same23);
+
+      if (k == a || (same && k > a))
+        continue;
+      decided = (double) e[k] - (double) e[a] > 4.0 * gamma * ((double) e[a] + (double) e[k]) + 4.0 * floor_err;
+    }
+  if (!decided)
+    {
+      double best_err = INFINITY;
+
+      for (int k = 0; k < 4; k++)
+        {
+          double err = bitmod_exact_error (rows[k], x, n);
+
+          if (err < best_err)
+            {
+              best_err = err;
+              a = k;
+            }
+        }
+    }
+  if (rows[a] != y)
+    memcpy (y, rows[a], sizeof (float) * (gsize) n);
+}
+
 BL_SIMD_INLINE void
 fake_row_loop (const BlSimdRow *r,
                const float     *x,
@@ -1019,6 +1278,12 @@ fake_row_loop (const BlSimdRow *r,
   Fp8 c;
   float s[ROW_CHUNK], aux[ROW_CHUNK];
 
+  if (r->kind == BL_SIMD_ROW_BITMOD)
+    {
+      for (gint64 off = 0; off < n; off += group_size)
+        bitmod_group (r, x + off, MIN (group_size, n - off), y + off);
+      return;
+    }
   fp8_init (&c, &r->fp);
   for (gint64 base = 0; base < n; base += ROW_CHUNK * group_size)
     {

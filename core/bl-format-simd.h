@@ -33,7 +33,11 @@ typedef enum
   BL_SIMD_ROW_NVFP4,
   BL_SIMD_ROW_NVINT4,
   BL_SIMD_ROW_NF4,
+  BL_SIMD_ROW_BITMOD,
 } BlSimdRowKind;
+
+/* the largest group the BitMoD row keeps its four candidate rows for (on the stack) */
+#define BL_SIMD_BITMOD_MAX_GROUP 512
 
 /* everything a fused row needs; filled by the family's row_setup in bl-format-traits.c */
 typedef struct
@@ -53,6 +57,17 @@ typedef struct
   float tensor_scale;         /* NVFP4/NVINT4 */
   const float *nf4_mids;
   const float *nf4_table;
+  /* BitMoD: each grid is a symmetric base (magnitudes spaced 1 below bm_l1, 2 below bm_l2,
+   * then 4, up to bm_cap) plus one extra value bm_extra, which takes (bm_lo, bm_hi] */
+  const float *bm_grids[4];
+  int bm_n_values;
+  float bm_gmax[4];
+  float bm_l1;
+  float bm_l2;
+  float bm_cap;
+  float bm_extra[4];
+  float bm_lo[4];
+  float bm_hi[4];
 } BlSimdRow;
 
 void  bl_simd_fake_row (const BlSimdRow  *r,

@@ -1184,6 +1184,20 @@ bitmod_decode (const BlFormatCtx   *ctx,
     y[i] = grid[codes[i]] * p->scale[0];
 }
 
+static void
+bitmod_fake_fast (const BlFormatCtx   *ctx,
+                  const BlGroupParams *p,
+                  const float         *x,
+                  gint64               n,
+                  float               *y)
+{
+  int nv;
+  const float *grid = bl_bitmod_grid (ctx->spec.bits, p->selector, &nv);
+
+  for (gint64 i = 0; i < n; i++)
+    y[i] = grid[grid_nearest (grid, nv, x[i] / p->scale[0])] * p->scale[0];
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* int2+int4: asymmetric 2-bit groups, the widest-range groups at 4 bits (methods.md §13e) */
 
@@ -1439,7 +1453,7 @@ row_common (const BlFormatCtx *ctx,
   row->maxq = (float) ((1 << ctx->spec.bits) - 1);
 }
 
-static void
+static gboolean
 int_row_setup (const BlFormatCtx *ctx,
                BlSimdRow         *row)
 {
@@ -1449,17 +1463,19 @@ int_row_setup (const BlFormatCtx *ctx,
   };
 
   row_common (ctx, row, kinds[ctx->spec.int_convention]);
+  return TRUE;
 }
 
-static void
+static gboolean
 fp_row_setup (const BlFormatCtx *ctx,
               BlSimdRow         *row)
 {
   row_common (ctx, row, BL_SIMD_ROW_FP);
   bl_simd_fp_init (&row->fp, &ctx->elem, ctx->spec.saturate);
+  return TRUE;
 }
 
-static void
+static gboolean
 mxfp_row_setup (const BlFormatCtx *ctx,
                 BlSimdRow         *row)
 {
@@ -1469,9 +1485,10 @@ mxfp_row_setup (const BlFormatCtx *ctx,
   row->mx_emax = ctx->elem.emax;
   row->mx_mbits = ctx->elem.mbits;
   row->mx_max_pos = ctx->elem.max_finite;
+  return TRUE;
 }
 
-static void
+static gboolean
 mxint_row_setup (const BlFormatCtx *ctx,
                  BlSimdRow         *row)
 {
@@ -1484,9 +1501,10 @@ mxint_row_setup (const BlFormatCtx *ctx,
   row->mx_max_pos = ldexpf ((float) ((1 << (b - 1)) - 1), -(b - 2));
   row->mx_up = (float) (1 << (b - 2));
   row->mx_down = ldexpf (1.0f, -(b - 2));
+  return TRUE;
 }
 
-static void
+static gboolean
 nv_row_setup (const BlFormatCtx *ctx,
               BlSimdRow         *row)
 {
@@ -1494,15 +1512,73 @@ nv_row_setup (const BlFormatCtx *ctx,
   if (ctx->spec.family == BL_FORMAT_NVFP4)
     bl_simd_fp_init (&row->fp, &ctx->elem, TRUE);
   row->tensor_scale = ctx->tensor_scale;
+  return TRUE;
 }
 
-static void
+static gboolean
 nf4_row_setup (const BlFormatCtx *ctx,
                BlSimdRow         *row)
 {
   row_common (ctx, row, BL_SIMD_ROW_NF4);
   row->nf4_mids = nf4_thresholds ();
   row->nf4_table = bl_nf4_table ();
+  return TRUE;
+}
+
+/* BitMoD's grids as the fused row needs them: a symmetric base, whose magnitudes the row
+ * computes from their spacing, plus one extra value per grid (methods.md §12: ER adds ±10 or
+ * ±3, EA ±16 or ±6). Any other shape of grid keeps the generic path. */
+static gboolean
+bitmod_row_setup (const BlFormatCtx *ctx,
+                  BlSimdRow         *row)
+{
+  /* the spacing: 1 below l1, 2 below l2, then 4, up to cap */
+  const float l1 = ctx->spec.bits == 4 ? 4.0f : 2.0f;
+  const float l2 = ctx->spec.bits == 4 ? 8.0f : INFINITY;
+  const float cap = ctx->spec.bits == 4 ? 12.0f : 4.0f;
+
+  if (ctx->group_size > BL_SIMD_BITMOD_MAX_GROUP)
+    return FALSE;
+  row_common (ctx, row, BL_SIMD_ROW_BITMOD);
+  row->bm_l1 = l1;
+  row->bm_l2 = l2;
+  row->bm_cap = cap;
+  for (int sel = 0; sel < 4; sel++)
+    {
+      int nv, extra = -1, k = 0;
+      const float *grid = bl_bitmod_grid (ctx->spec.bits, sel, &nv);
+      float base[32];
+      int n_base = 0;
+
+      for (int i = 0; i < nv; i++)
+        {
+          gboolean mirrored = FALSE;
+
+          for (int j = 0; j < nv; j++)
+            mirrored = mirrored || grid[j] == -grid[i];
+          if (!mirrored && extra >= 0)
+            return FALSE;
+          if (!mirrored)
+            extra = i;
+          else
+            base[n_base++] = grid[i];
+        }
+      if (extra < 0)
+        return FALSE;
+      /* the base must be −cap … −1, 0, 1 … cap with the spacing above, in order */
+      for (float m = -cap; m <= cap; m += (m < 0 ? -m > l2 : m >= l2) ? 4.0f : (m < 0 ? -m > l1 : m >= l1) ? 2.0f : 1.0f)
+        if (k >= n_base || base[k++] != m)
+          return FALSE;
+      if (k != n_base)
+        return FALSE;
+      row->bm_grids[sel] = grid;
+      row->bm_n_values = nv;
+      row->bm_gmax[sel] = MAX (fabsf (grid[0]), fabsf (grid[nv - 1]));
+      row->bm_extra[sel] = grid[extra];
+      row->bm_lo[sel] = extra > 0 ? 0.5f * (grid[extra - 1] + grid[extra]) : -INFINITY;
+      row->bm_hi[sel] = extra + 1 < nv ? 0.5f * (grid[extra] + grid[extra + 1]) : INFINITY;
+    }
+  return row->bm_gmax[0] == row->bm_gmax[1] && row->bm_gmax[2] == row->bm_gmax[3];
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1608,6 +1684,7 @@ static const BlFormatTraits traits_table[BL_FORMAT_N_FAMILIES] = {
     .description = "BitMoD: per group the best of four extended FP grids (2-bit selector)",
     .examples = bitmod_examples, .element_bits = 4, .block_size = 128,
     .layout = bitmod_layout, .params = bitmod_params, .encode = bitmod_encode, .decode = bitmod_decode,
+    .fake_fast = bitmod_fake_fast, .row_setup = bitmod_row_setup,
   },
   [BL_FORMAT_INT2_INT4] = {
     .family = BL_FORMAT_INT2_INT4, .name = "int2+int4",

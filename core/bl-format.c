@@ -673,9 +673,8 @@ fake_quant (const BlFormatSpec *spec,
 
   fast = allow_fast && ctx.traits->fake_fast != NULL
          && spec->rounding == bl_format_spec_default_rounding (spec);
-  use_row = fast && !ctx.tensor_group && spec->clip != BL_CLIP_MSE && ctx.traits->row_setup != NULL;
-  if (use_row)
-    ctx.traits->row_setup (&ctx, &row);
+  use_row = fast && !ctx.tensor_group && spec->clip != BL_CLIP_MSE && ctx.traits->row_setup != NULL
+            && ctx.traits->row_setup (&ctx, &row);
   /* tensor granularity splits the flattened tensor at chunk multiples (complex-2bit pairs
    * must not straddle a split); otherwise whole rows */
   units = ctx.tensor_group ? (n_rows * n_cols + BL_FORMAT_CHUNK - 1) / BL_FORMAT_CHUNK : n_rows;

@@ -1244,6 +1244,65 @@ test_fast_matches_reference (void)
   }
 }
 
+/* BitMoD's fused row against the reference on its decision boundaries: every midpoint of
+ * every grid (and its neighbours) as x/s, for an absmax whose fp16 scales are exact; groups
+ * whose candidate grids tie in error (identical rows, and different rows with equal sums);
+ * all-zero, NaN, Inf, huge and fp16-underflowing groups; a short last group */
+static void
+test_fast_bitmod_boundaries (void)
+{
+  static const char *const specs[] = {
+    "bitmod4:g128", "bitmod3:g128", "bitmod4:g64", "bitmod3:g32:scale=fp32", "bitmod4:g128:clip=0.9",
+  };
+  /* amax 0.1875 gives the exact scales 2^−6 and 0.75·2^−6 (4-bit), 1.5·2^−5 and 2^−5 (3-bit) */
+  const float amax = 0.1875f;
+  const float scales[] = { 0.015625f, 0.01171875f, 0.046875f, 0.03125f };
+  const gint64 rows = 12, cols = 300;
+  g_autofree float *x = g_new0 (float, rows * cols);
+  g_autoptr (GArray) pts = g_array_new (FALSE, FALSE, sizeof (float));
+
+  for (int bits = 3; bits <= 4; bits++)
+    for (int sel = 0; sel < 4; sel++)
+      {
+        int nv;
+        const float *grid = bl_bitmod_grid (bits, sel, &nv);
+
+        for (int k = 0; k + 1 < nv; k++)
+          for (gsize j = 0; j < G_N_ELEMENTS (scales); j++)
+            {
+              float v = 0.5f * (grid[k] + grid[k + 1]) * scales[j];
+              float around[] = { v, nextafterf (v, INFINITY), nextafterf (v, -INFINITY), grid[k] * scales[j] };
+
+              g_array_append_vals (pts, around, G_N_ELEMENTS (around));
+            }
+      }
+  /* rows 0–5: the boundary points in six orders and signs, each group led by its absmax */
+  for (gint64 r = 0; r < 6; r++)
+    for (gint64 c = 0; c < cols; c++)
+      {
+        float v = g_array_index (pts, float, (gsize) (c * 7 + r * 13) % pts->len);
+
+        x[r * cols + c] = c % 64 == 0 ? (r % 2 ? -amax : amax) : (r >= 3 ? -v : v);
+      }
+  /* row 6: +10s and −10s, so that grids 0 and 1 make different rows with equal errors */
+  for (gint64 c = 0; c < cols; c++)
+    x[6 * cols + c] = c % 64 == 0 ? amax : (c % 2 ? 10.0f : -10.0f) * scales[0];
+  /* row 7: only base values, so that grids 0 and 1 (and 2 and 3) make identical rows */
+  for (gint64 c = 0; c < cols; c++)
+    x[7 * cols + c] = c % 32 == 0 ? amax : (float) (c % 9 - 4) * scales[0];
+  /* row 8 stays zero; rows 9–11: a NaN, an Inf, values whose fp16 scale underflows */
+  memcpy (x + 9 * cols, x, sizeof (float) * cols);
+  x[9 * cols + 70] = NAN;
+  memcpy (x + 10 * cols, x + cols, sizeof (float) * cols);
+  x[10 * cols + 200] = -INFINITY;
+  x[10 * cols + 3] = 3e38f;
+  for (gint64 c = 0; c < cols; c++)
+    x[11 * cols + c] = ldexpf ((float) (c % 13) - 6.0f, -30);
+
+  for (gsize s = 0; s < G_N_ELEMENTS (specs); s++)
+    check_all_paths (specs[s], x, rows, cols);
+}
+
 static void
 test_fast_fp_exhaustive_ties (void)
 {
@@ -1401,6 +1460,7 @@ main (int    argc,
   g_test_add_func ("/bitlens/format/int2+int4/selection", test_int2_int4);
   g_test_add_func ("/bitlens/format/fast/matches-reference", test_fast_matches_reference);
   g_test_add_func ("/bitlens/format/fast/fp-boundaries", test_fast_fp_exhaustive_ties);
+  g_test_add_func ("/bitlens/format/fast/bitmod-boundaries", test_fast_bitmod_boundaries);
   g_test_add_func ("/bitlens/format/packed/corrupt", test_packed_corrupt);
 
   return g_test_run ();
