@@ -4,218 +4,10 @@
  */
 #include "config.h"
 
-#include <glib-unix.h>
 #include <math.h>
-#include <signal.h>
-#include <string.h>
 
-#include "bl-brown.h"
-#include "bl-export.h"
 #include "bl-cli.h"
-#include "bl-cli-allocate.h"
 #include "bl-cli-commands.h"
-
-void
-bl_cli_budget_options_clear (BlCliBudgetOptions *o)
-{
-  g_clear_pointer (&o->text, g_free);
-  g_clear_pointer (&o->backend, g_free);
-  g_clear_pointer (&o->db, g_free);
-}
-
-/* A file, or brown:SPLIT for a split of the Brown Corpus. */
-BlTextSource *
-bl_cli_open_text (const char  *spec,
-                  GError     **error)
-{
-  if (g_str_has_prefix (spec, "brown:"))
-    {
-      g_autofree char *dir = bl_brown_default_dir ();
-
-      return bl_brown_load_split (dir, spec + strlen ("brown:"), error);
-    }
-  return bl_text_source_new_from_file (spec, bl_text_source_kind_from_path (spec), error);
-}
-
-static void
-on_budget_progress (const char *stage,
-                    int         done,
-                    int         total,
-                    gpointer    user_data)
-{
-  int every = MAX (1, total / 10);
-
-  if (done == total || done % every == 0)
-    g_printerr ("%s %d/%d\n", stage, done, total);
-}
-
-/**
- * bl_cli_budget_open:
- * @b: (out caller-allocates): the budget
- * @model_path: (nullable): the model directory; %NULL for the demo model
- * @o: the options
- * @error: return location for an error
- *
- * Loads the model, the backend and the text, and sets up (without running) the sensitivity
- * budget over its windows.
- */
-gboolean
-bl_cli_budget_open (BlCliBudget               *b,
-                    const char                *model_path,
-                    const BlCliBudgetOptions  *o,
-                    GError                   **error)
-{
-  g_autofree char *path = model_path != NULL ? g_strdup (model_path) : bl_cli_default_model_path ();
-  BlSensitivityOptions opts = { 0 };
-  BlTokenizer *tok;
-  const char *text;
-  gsize len;
-
-  memset (b, 0, sizeof *b);
-  b->n_threads = o->threads > 0 ? o->threads : (int) g_get_num_processors ();
-  if ((b->model = bl_model_load (path, NULL, error)) == NULL
-      || (b->backend = bl_backend_new (o->backend != NULL ? o->backend : "auto", b->n_threads, error)) == NULL)
-    return FALSE;
-  if ((tok = bl_model_get_tokenizer (b->model)) == NULL)
-    {
-      g_set_error (error, BL_ERROR, BL_ERROR_NOT_FOUND, "%s: the model has no tokenizer.json", path);
-      return FALSE;
-    }
-  if ((b->source = bl_cli_open_text (o->text != NULL ? o->text : "brown:validation", error)) == NULL)
-    return FALSE;
-  text = bl_text_source_get_protocol_text (b->source, BL_PROTOCOL_GPTQ, &len);
-  b->ids = bl_tokenizer_encode (tok, text, len, bl_tokenizer_get_add_bos (tok));
-  opts.n_windows = o->windows;
-  opts.ctx = o->ctx;
-  opts.seed = (guint64) o->seed;
-  opts.n_threads = b->n_threads;
-  opts.dataset_name = bl_text_source_get_name (b->source);
-  opts.dataset_sha256 = bl_text_source_get_sha256 (b->source);
-  b->sensitivity = bl_sensitivity_new (b->model, b->backend, (const int32_t *) b->ids->data, b->ids->len,
-                                       &opts, error);
-  if (b->sensitivity == NULL)
-    return FALSE;
-  if (!o->no_store)
-    {
-      if ((b->store = bl_store_open (o->db, error)) == NULL)
-        return FALSE;
-      bl_sensitivity_set_store (b->sensitivity, b->store);
-    }
-  bl_sensitivity_set_progress (b->sensitivity, on_budget_progress, NULL);
-  return TRUE;
-}
-
-void
-bl_cli_budget_clear (BlCliBudget *b)
-{
-  g_clear_object (&b->sensitivity);
-  g_clear_object (&b->store);
-  g_clear_pointer (&b->ids, g_array_unref);
-  g_clear_object (&b->source);
-  g_clear_pointer (&b->backend, bl_backend_free);
-  g_clear_object (&b->model);
-}
-
-/* Repeated options and comma-separated lists, flattened: "a,b" "c" → a b c */
-char **
-bl_cli_split_list (char **values)
-{
-  g_autoptr(GStrvBuilder) out = g_strv_builder_new ();
-
-  for (guint i = 0; values != NULL && values[i] != NULL; i++)
-    {
-      g_auto(GStrv) parts = g_strsplit (values[i], ",", -1);
-
-      for (guint k = 0; parts[k] != NULL; k++)
-        {
-          g_strstrip (parts[k]);
-          if (*parts[k] != '\0')
-            g_strv_builder_add (out, parts[k]);
-        }
-    }
-  return g_strv_builder_end (out);
-}
-
-gboolean
-bl_cli_parse_doubles (const char  *list,
-                      GArray     **out,
-                      GError     **error)
-{
-  g_auto(GStrv) parts = g_strsplit (list, ",", -1);
-  g_autoptr(GArray) v = g_array_new (FALSE, FALSE, sizeof (double));
-
-  for (guint i = 0; parts[i] != NULL; i++)
-    {
-      char *end;
-      double d = g_ascii_strtod (g_strstrip (parts[i]), &end);
-
-      if (*parts[i] == '\0' || *end != '\0' || !isfinite (d) || d <= 0)
-        {
-          g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                       "“%s” in “%s” is not a positive number", parts[i], list);
-          return FALSE;
-        }
-      g_array_append_val (v, d);
-    }
-  *out = g_steal_pointer (&v);
-  return TRUE;
-}
-
-typedef struct
-{
-  GThreadFunc func;
-  gpointer data;
-  GMainLoop *loop;
-  GCancellable *cancellable;
-} Worker;
-
-static gpointer
-worker_thread (gpointer user_data)
-{
-  Worker *w = user_data;
-
-  w->func (w->data);
-  g_main_loop_quit (w->loop);
-  return NULL;
-}
-
-static gboolean
-on_signal (gpointer user_data)
-{
-  Worker *w = user_data;
-
-  g_printerr ("bitlens-cli: cancelling…\n");
-  g_cancellable_cancel (w->cancellable);
-  return G_SOURCE_CONTINUE;
-}
-
-/**
- * bl_cli_run_worker:
- * @func: the work; it reports its own errors
- * @data: its data
- * @cancellable: cancelled on SIGINT or SIGTERM
- *
- * Runs @func in a thread while the main thread turns SIGINT and SIGTERM into a cancellation.
- *
- * Returns: %FALSE when a signal arrived
- */
-gboolean
-bl_cli_run_worker (GThreadFunc   func,
-                   gpointer      data,
-                   GCancellable *cancellable)
-{
-  g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
-  Worker w = { func, data, loop, cancellable };
-  guint sigint_id = g_unix_signal_add (SIGINT, on_signal, &w);
-  guint sigterm_id = g_unix_signal_add (SIGTERM, on_signal, &w);
-  GThread *thread = g_thread_new ("worker", worker_thread, &w);
-
-  g_main_loop_run (loop);
-  g_thread_join (thread);
-  g_source_remove (sigint_id);
-  g_source_remove (sigterm_id);
-  return !g_cancellable_is_cancelled (cancellable);
-}
 
 /* --- allocate ---------------------------------------------------------------------------------- */
 
@@ -231,14 +23,12 @@ typedef struct
   double bytes;
   double bops;
   GArray *ratios;
-  GCancellable *cancellable;
 
   BlAllocProblem *problem;
   GArray *params;
   guint *choice;
   double budget_bits;
   char *note;
-  GError *error;
 } AllocJob;
 
 static void
@@ -248,8 +38,10 @@ alloc_job_clear (AllocJob *j)
   g_clear_pointer (&j->params, g_array_unref);
   g_clear_pointer (&j->choice, g_free);
   g_clear_pointer (&j->note, g_free);
-  g_clear_error (&j->error);
+  g_clear_pointer (&j->ratios, g_array_unref);
 }
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (AllocJob, alloc_job_clear)
 
 static double
 total_params (AllocJob *j)
@@ -273,12 +65,13 @@ option_bpw (AllocJob *j,
 /* Dumitru et al.: blocks ranked by LIM or ZD, the least important at the menu's narrowest
  * format, the rest at its widest (methods.md §11). */
 static gboolean
-solve_layerwise (AllocJob  *j,
-                 GError   **error)
+solve_layerwise (AllocJob      *j,
+                 GCancellable  *cancellable,
+                 GError       **error)
 {
   BlSensitivity *sens = j->budget->sensitivity;
   int n_blocks = bl_model_get_config (j->budget->model)->n_layers;
-  g_autoptr(GPtrArray) table = bl_sensitivity_compute (sens, j->menu[0], FALSE, j->cancellable, error);
+  g_autoptr(GPtrArray) table = bl_sensitivity_compute (sens, j->menu[0], FALSE, cancellable, error);
   g_autofree double *importance = g_new0 (double, n_blocks);
   g_autofree double *hi = g_new0 (double, n_blocks);
   g_autofree double *lo = g_new0 (double, n_blocks);
@@ -334,8 +127,9 @@ solve_layerwise (AllocJob  *j,
 }
 
 static gboolean
-solve_mixdq (AllocJob  *j,
-             GError   **error)
+solve_mixdq (AllocJob      *j,
+             GCancellable  *cancellable,
+             GError       **error)
 {
   g_autoptr(GArray) attention = NULL;
   g_autoptr(BlAllocProblem) kl = NULL;
@@ -348,7 +142,7 @@ solve_mixdq (AllocJob  *j,
 
   /* the KL problem is the common yardstick that picks a candidate */
   kl = bl_alloc_problem_new_from_sensitivity (j->budget->sensitivity, (const char * const *) j->menu,
-                                              BL_ALLOC_OBJECTIVE_KL, NULL, &attention, j->cancellable, error);
+                                              BL_ALLOC_OBJECTIVE_KL, NULL, &attention, cancellable, error);
   if (kl == NULL)
     {
       g_string_free (note, TRUE);
@@ -390,44 +184,42 @@ solve_mixdq (AllocJob  *j,
   return TRUE;
 }
 
-static gpointer
-alloc_thread (gpointer data)
+static gboolean
+allocate (gpointer       data,
+          GCancellable  *cancellable,
+          GError       **error)
 {
   AllocJob *j = data;
+  g_autoptr(BlAllocSolution) sol = NULL;
   double budgets[2];
 
-  if (!bl_sensitivity_prepare (j->budget->sensitivity, j->cancellable, &j->error))
-    return NULL;
+  if (!bl_sensitivity_prepare (j->budget->sensitivity, cancellable, error))
+    return FALSE;
   j->problem = bl_alloc_problem_new_from_sensitivity (j->budget->sensitivity, (const char * const *) j->menu,
                                                       j->layerwise ? BL_ALLOC_OBJECTIVE_HAWQ : j->objective,
-                                                      &j->params, NULL, j->cancellable, &j->error);
+                                                      &j->params, NULL, cancellable, error);
   if (j->problem == NULL)
-    return NULL;
+    return FALSE;
   j->budget_bits = INFINITY;
   if (j->bits > 0)
     j->budget_bits = floor (j->bits * total_params (j));
   if (j->bytes > 0)
     j->budget_bits = MIN (j->budget_bits, 8.0 * j->bytes);
   if (j->layerwise)
-    solve_layerwise (j, &j->error);
-  else if (j->objective == BL_ALLOC_OBJECTIVE_MIXDQ)
-    solve_mixdq (j, &j->error);
-  else
-    {
-      g_autoptr(BlAllocSolution) sol = NULL;
+    return solve_layerwise (j, cancellable, error);
+  if (j->objective == BL_ALLOC_OBJECTIVE_MIXDQ)
+    return solve_mixdq (j, cancellable, error);
 
-      budgets[0] = j->budget_bits;
-      budgets[1] = j->bops > 0 ? j->bops : INFINITY;
-      sol = j->bops > 0 ? bl_alloc_problem_solve (j->problem, budgets, &j->error)
-                        : bl_alloc_problem_solve_dp (j->problem, budgets[0], &j->error);
-      if (sol != NULL)
-        {
-          j->choice = g_steal_pointer (&sol->choice);
-          if (j->bops > 0)
-            j->note = g_strdup_printf ("branch and bound: %" G_GUINT64_FORMAT " nodes", sol->nodes);
-        }
-    }
-  return NULL;
+  budgets[0] = j->budget_bits;
+  budgets[1] = j->bops > 0 ? j->bops : INFINITY;
+  sol = j->bops > 0 ? bl_alloc_problem_solve (j->problem, budgets, error)
+                    : bl_alloc_problem_solve_dp (j->problem, budgets[0], error);
+  if (sol == NULL)
+    return FALSE;
+  j->choice = g_steal_pointer (&sol->choice);
+  if (j->bops > 0)
+    j->note = g_strdup_printf ("branch and bound: %" G_GUINT64_FORMAT " nodes", sol->nodes);
+  return TRUE;
 }
 
 static void
@@ -465,7 +257,7 @@ int
 bl_cli_allocate_main (int    argc,
                       char **argv)
 {
-  BlCliBudgetOptions bo = { 0 };
+  g_auto(BlCliBudgetOptions) bo = { 0 };
   g_auto(GStrv) menu_args = NULL;
   g_auto(GStrv) menu = NULL;
   g_autofree char *objective = NULL, *out_path = NULL, *ratios = NULL;
@@ -485,10 +277,8 @@ bl_cli_allocate_main (int    argc,
   };
   g_autoptr(GOptionContext) octx = g_option_context_new ("[MODEL] — the best per-layer formats under a budget");
   g_autoptr(GError) error = NULL;
-  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
-  BlCliBudget budget;
-  AllocJob job = { 0 };
-  int status = 0;
+  g_auto(BlCliBudget) budget = { 0 };
+  g_auto(AllocJob) job = { 0 };
 
   g_option_context_add_main_entries (octx, entries, NULL);
   g_option_context_set_description (octx,
@@ -498,10 +288,8 @@ bl_cli_allocate_main (int    argc,
     "Objectives: kl (one-at-a-time KL), hawq (Tr(H)/n·‖W − Q(W)‖²), adaquant (one-at-a-time\n"
     "ΔNLL), mixdq (attention by KL and MLP by ΔNLL, separate budgets over a ratio sweep), and\n"
     "the layer-wise baselines lim and zd (whole blocks to the narrowest format).");
-  if (!g_option_context_parse (octx, &argc, &argv, &error))
-    return bl_cli_usage_error ("allocate", "%s", error->message);
-  if (argc > 2)
-    return bl_cli_usage_error ("allocate", "expected at most one MODEL");
+  if (!bl_cli_parse_model_options (octx, "allocate", &argc, &argv))
+    return BL_CLI_EXIT_USAGE;
   menu = bl_cli_split_list (menu_args);
   if (menu[0] == NULL)
     return bl_cli_usage_error ("allocate", "--menu is required");
@@ -524,38 +312,24 @@ bl_cli_allocate_main (int    argc,
     }
 
   if (!bl_cli_budget_open (&budget, argc == 2 ? argv[1] : NULL, &bo, &error))
-    {
-      bl_cli_budget_clear (&budget);
-      bl_cli_budget_options_clear (&bo);
-      return bl_cli_report_error (error);
-    }
+    return bl_cli_report_error (error);
   job.budget = &budget;
   job.menu = menu;
   job.bits = bits;
   job.bytes = bytes;
   job.bops = bops;
   job.reverse = reverse;
-  job.cancellable = cancellable;
-  bl_cli_run_worker (alloc_thread, &job, cancellable);
+  if (!bl_cli_run_cancellable (allocate, &job, &error))
+    return bl_cli_report_error (error);
 
-  if (job.error != NULL)
-    status = bl_cli_report_error (job.error);
-  else
+  print_allocation (&job);
+  if (out_path != NULL)
     {
-      print_allocation (&job);
-      if (out_path != NULL)
-        {
-          g_autofree char *plan = bl_alloc_problem_to_plan_json (job.problem, job.choice, &error);
+      g_autofree char *plan = bl_alloc_problem_to_plan_json (job.problem, job.choice, &error);
 
-          if (plan == NULL || !g_file_set_contents (out_path, plan, -1, &error))
-            status = bl_cli_report_error (error);
-          else
-            g_printerr ("plan written to %s\n", out_path);
-        }
+      if (plan == NULL || !g_file_set_contents (out_path, plan, -1, &error))
+        return bl_cli_report_error (error);
+      g_printerr ("plan written to %s\n", out_path);
     }
-  alloc_job_clear (&job);
-  g_clear_pointer (&job.ratios, g_array_unref);
-  bl_cli_budget_clear (&budget);
-  bl_cli_budget_options_clear (&bo);
-  return status;
+  return 0;
 }

@@ -4,16 +4,8 @@
  */
 #include "config.h"
 
-#include <glib-unix.h>
-#include <json-glib/json-glib.h>
 #include <math.h>
-#include <signal.h>
-#include <string.h>
 
-#include "bitlens.h"
-#include "bl-brown.h"
-#include "bl-quant-algo.h"
-#include "bl-text-source.h"
 #include "bl-cli.h"
 #include "bl-cli-commands.h"
 
@@ -42,60 +34,14 @@ session_open (Session     *s,
               gboolean     make_engine,
               GError     **error)
 {
-  g_autofree char *path = model_path ? g_strdup (model_path) : bl_cli_default_model_path ();
-
-  s->model = bl_model_load (path, NULL, error);
-  if (s->model == NULL)
-    return FALSE;
-  s->backend = bl_backend_new (backend_name, n_threads, error);
-  if (s->backend == NULL)
+  if ((s->model = bl_cli_load_model (model_path, error)) == NULL
+      || (s->backend = bl_cli_backend_new (backend_name, n_threads, error)) == NULL)
     return FALSE;
   if (!make_engine)
     return TRUE;
   s->engine = bl_engine_new (s->model, s->backend, NULL, error);
   return s->engine != NULL;
 }
-
-static BlTokenizer *
-require_tokenizer (Session     *s,
-                   GError     **error)
-{
-  BlTokenizer *tok = bl_model_get_tokenizer (s->model);
-
-  if (tok == NULL && bl_model_get_tokenizer_source (s->model) != NULL)
-    g_set_error (error, BL_ERROR, BL_ERROR_NOT_FOUND, "%s: the model has no tokenizer (%s)",
-                 bl_model_get_path (s->model), bl_model_get_tokenizer_source (s->model));
-  else if (tok == NULL)
-    g_set_error (error, BL_ERROR, BL_ERROR_NOT_FOUND, "%s: the model has no tokenizer.json",
-                 bl_model_get_path (s->model));
-  return tok;
-}
-
-/* `--text` takes a file, or brown:SPLIT for a split of the Brown Corpus (the demo text,
- * fetched at set-up by tools/fetch-brown-corpus); the default is brown:test. */
-static BlTextSource *
-open_text (const char  *spec,
-           GError     **error)
-{
-  if (spec == NULL)
-    spec = "brown:test";
-  if (g_str_has_prefix (spec, "brown:"))
-    {
-      g_autofree char *dir = bl_brown_default_dir ();
-
-      return bl_brown_load_split (dir, spec + strlen ("brown:"), error);
-    }
-  return bl_text_source_new_from_file (spec, bl_text_source_kind_from_path (spec), error);
-}
-
-typedef struct
-{
-  GMainLoop *loop;
-  GCancellable *cancellable;
-  gboolean ok;
-  GError *error;
-  BlQuantEngine *quant_engine;
-} EvalState;
 
 static void
 on_window_done (BlRun    *run,
@@ -120,25 +66,12 @@ on_window_done (BlRun    *run,
                 bl_run_get_tokens_per_second (run));
 }
 
-static void
-on_run_done (GObject      *source,
-             GAsyncResult *result,
-             gpointer      user_data)
-{
-  EvalState *st = user_data;
-
-  st->ok = bl_run_execute_finish (BL_RUN (source), result, &st->error);
-  g_main_loop_quit (st->loop);
-}
-
 static gboolean
-on_signal (gpointer user_data)
+evaluate (gpointer       data,
+          GCancellable  *cancellable,
+          GError       **error)
 {
-  EvalState *st = user_data;
-
-  g_printerr ("bitlens-cli: cancelling…\n");
-  g_cancellable_cancel (st->cancellable);
-  return G_SOURCE_CONTINUE;
+  return bl_run_execute (data, cancellable, error);
 }
 
 /* --- plans ------------------------------------------------------------------------------------ */
@@ -300,27 +233,15 @@ summarize_plan (GPtrArray *resolved,
     }
 }
 
+/* What the worker needs to calibrate and quantize the model under a plan. */
 typedef struct
 {
   BlModel *model;
   BlBackend *backend;
   BlQuantPlan *plan;
-  int32_t *ids;
-  gint64 n_ids;
+  GArray *calib_ids;
   BlQuantEngine *result;
-} BuildData;
-
-static void
-build_data_free (gpointer data)
-{
-  BuildData *d = data;
-
-  g_clear_object (&d->model);
-  g_clear_object (&d->plan);
-  g_free (d->ids);
-  g_clear_pointer (&d->result, bl_quant_engine_free);
-  g_free (d);
-}
+} Build;
 
 static void
 on_quant_progress (const char *stage,
@@ -338,35 +259,18 @@ on_quant_progress (const char *stage,
     g_printerr ("static activation ranges over %d windows\n", total);
 }
 
-static void
-build_thread (GTask        *task,
-              gpointer      source_object,
-              gpointer      task_data,
-              GCancellable *cancellable)
+static gboolean
+build (gpointer       data,
+       GCancellable  *cancellable,
+       GError       **error)
 {
-  BuildData *d = task_data;
-  GError *error = NULL;
+  Build *b = data;
 
-  d->result = bl_quant_engine_new (d->model, d->backend, d->plan, d->ids, d->n_ids, cancellable,
-                                   on_quant_progress, NULL, &error);
-  if (d->result == NULL)
-    g_task_return_error (task, error);
-  else
-    g_task_return_boolean (task, TRUE);
-}
-
-static void
-on_built (GObject      *source,
-          GAsyncResult *result,
-          gpointer      user_data)
-{
-  EvalState *st = user_data;
-  BuildData *d = g_task_get_task_data (G_TASK (result));
-
-  st->ok = g_task_propagate_boolean (G_TASK (result), &st->error);
-  if (st->ok)
-    st->quant_engine = g_steal_pointer (&d->result);
-  g_main_loop_quit (st->loop);
+  b->result = bl_quant_engine_new (b->model, b->backend, b->plan,
+                                   b->calib_ids ? (const int32_t *) b->calib_ids->data : NULL,
+                                   b->calib_ids ? b->calib_ids->len : 0, cancellable,
+                                   on_quant_progress, NULL, error);
+  return b->result != NULL;
 }
 
 /* Tokenizes the calibration text the plan needs, when it needs one. */
@@ -392,7 +296,7 @@ calibration_ids (BlQuantPlan  *plan,
                    "algorithm): give --calib-text FILE, or calibration.text in the plan file");
       return FALSE;
     }
-  if ((source = open_text (text_name, error)) == NULL)
+  if ((source = bl_cli_open_text (text_name, error)) == NULL)
     return FALSE;
   text = bl_text_source_get_protocol_text (source, BL_PROTOCOL_GPTQ, &len);
   g_printerr ("tokenizing the calibration text %s (%" G_GSIZE_FORMAT " bytes)…\n",
@@ -402,18 +306,6 @@ calibration_ids (BlQuantPlan  *plan,
 }
 
 /* --- eval ------------------------------------------------------------------------------------- */
-
-static void
-add_double_or_null (JsonBuilder *b,
-                    const char  *name,
-                    double       value)
-{
-  json_builder_set_member_name (b, name);
-  if (isfinite (value))
-    json_builder_add_double_value (b, value);
-  else
-    json_builder_add_null_value (b);
-}
 
 static void
 add_interval (JsonBuilder *b,
@@ -506,7 +398,7 @@ print_eval_result (BlRun              *run,
         {
           json_builder_set_member_name (b, "bits_per_weight");
           json_builder_add_double_value (b, size.linear_bits_per_weight);
-          add_double_or_null (b, "quantized_bits_per_weight", size.quantized_bits_per_weight);
+          bl_cli_json_add_double_or_null (b, "quantized_bits_per_weight", size.quantized_bits_per_weight);
           json_builder_set_member_name (b, "model_bits_per_weight");
           json_builder_add_double_value (b, size.model_bits_per_weight);
           json_builder_set_member_name (b, "model_bytes");
@@ -514,11 +406,11 @@ print_eval_result (BlRun              *run,
         }
       if (has_kl)
         {
-          add_double_or_null (b, "kl", kl.kl);
+          bl_cli_json_add_double_or_null (b, "kl", kl.kl);
           add_interval (b, "kl_ci95", kl.kl_ci_low, kl.kl_ci_high);
-          add_double_or_null (b, "top1", kl.top1);
-          add_double_or_null (b, "delta_p", kl.delta_p);
-          add_double_or_null (b, "base_ppl", exp (kl.base_nll));
+          bl_cli_json_add_double_or_null (b, "top1", kl.top1);
+          bl_cli_json_add_double_or_null (b, "delta_p", kl.delta_p);
+          bl_cli_json_add_double_or_null (b, "base_ppl", exp (kl.base_nll));
           json_builder_set_member_name (b, "baseline_windows_cached");
           json_builder_add_int_value (b, bl_run_get_n_baseline_cached (run));
           json_builder_set_member_name (b, "baseline_windows_computed");
@@ -592,18 +484,6 @@ print_eval_result (BlRun              *run,
     g_print ("stored as run  %" G_GINT64_FORMAT "\n", bl_run_get_store_id (run));
 }
 
-/* Runs the main loop until @st->loop quits, cancelling on SIGINT and SIGTERM. */
-static void
-run_loop_with_signals (EvalState *st)
-{
-  guint sigint_id = g_unix_signal_add (SIGINT, on_signal, st);
-  guint sigterm_id = g_unix_signal_add (SIGTERM, on_signal, st);
-
-  g_main_loop_run (st->loop);
-  g_source_remove (sigint_id);
-  g_source_remove (sigterm_id);
-}
-
 int
 bl_cli_eval_main (int    argc,
                   char **argv)
@@ -629,11 +509,11 @@ bl_cli_eval_main (int    argc,
     { "stride", 's', 0, G_OPTION_ARG_INT, &stride, "Stride of hf-stride (default: ctx/2)", "N" },
     { "max-windows", 'k', 0, G_OPTION_ARG_INT, &max_windows, "Evaluate only the first K windows", "K" },
     { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Seed of the evaluation order (default 0)", "N" },
-    { "threads", 'j', 0, G_OPTION_ARG_INT, &n_threads, "CPU threads (default: all cores)", "N" },
-    { "backend", 'b', 0, G_OPTION_ARG_STRING, &backend_name, "cpu, cuda or auto (default auto)", "NAME" },
+    BL_CLI_THREADS_ENTRY (n_threads),
+    BL_CLI_BACKEND_ENTRY (backend_name),
     { "top-k", 0, 0, G_OPTION_ARG_INT, &top_k, "Baseline log-probabilities per position for KL (default 32)", "K" },
     { "no-kl", 0, 0, G_OPTION_ARG_NONE, &no_kl, "With a plan: skip the comparison with full precision", NULL },
-    { "db", 0, 0, G_OPTION_ARG_FILENAME, &db_path, "SQLite store (default $XDG_DATA_HOME/bitlens/bitlens.db)", "PATH" },
+    BL_CLI_DB_ENTRY (db_path),
     { "no-store", 0, 0, G_OPTION_ARG_NONE, &no_store, "Do not record the run", NULL },
     { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print the result as JSON", NULL },
     { NULL }
@@ -646,8 +526,6 @@ bl_cli_eval_main (int    argc,
   g_autoptr(GArray) calib_ids = NULL;
   g_autoptr(BlRun) run = NULL;
   g_autoptr(BlStore) store = NULL;
-  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
-  g_autoptr(GMainLoop) loop = NULL;
   g_autoptr(BlQuantPlan) plan = NULL;
   g_autoptr(GPtrArray) resolved = NULL;
   g_autoptr(BlQuantEngine) qe = NULL;
@@ -656,14 +534,11 @@ bl_cli_eval_main (int    argc,
   BlTokenizer *tok;
   const char *text;
   gsize text_len;
-  EvalState st = { 0 };
 
   g_option_context_add_main_entries (octx, entries, NULL);
   g_option_context_add_group (octx, plan_option_group (&po));
-  if (!g_option_context_parse (octx, &argc, &argv, &error))
-    return bl_cli_usage_error ("eval", "%s", error->message);
-  if (argc > 2)
-    return bl_cli_usage_error ("eval", "expected at most one MODEL");
+  if (!bl_cli_parse_model_options (octx, "eval", &argc, &argv))
+    return BL_CLI_EXIT_USAGE;
   if (top_k < 0)
     return bl_cli_usage_error ("eval", "--top-k must be positive");
 
@@ -677,8 +552,7 @@ bl_cli_eval_main (int    argc,
     }
   if (n_threads < 0)
     return bl_cli_usage_error ("eval", "--threads must be positive");
-  if (n_threads == 0)
-    n_threads = (int) g_get_num_processors ();
+  n_threads = bl_cli_n_threads (n_threads);
   if (plan_options_given (&po) && (plan = plan_from_options (&po, &error)) == NULL)
     {
       if (error->domain == G_OPTION_ERROR)
@@ -687,52 +561,23 @@ bl_cli_eval_main (int    argc,
     }
 
   /* The plain engine is only made without a plan; a plan's engine is the quantized one. */
-  if (!session_open (&s, argc == 2 ? argv[1] : NULL, backend_name ? backend_name : "auto",
-                     n_threads, plan == NULL, &error))
+  if (!session_open (&s, argc == 2 ? argv[1] : NULL, backend_name, n_threads, plan == NULL, &error)
+      || (tok = bl_cli_require_tokenizer (s.model, &error)) == NULL
+      || (source = bl_cli_open_text (text_path != NULL ? text_path : "brown:test", &error)) == NULL)
     return bl_cli_report_error (error);
-  tok = require_tokenizer (&s, &error);
-  if (tok == NULL)
-    return bl_cli_report_error (error);
-
-  source = open_text (text_path, &error);
-  if (source == NULL)
-    return bl_cli_report_error (error);
-
-  loop = g_main_loop_new (NULL, FALSE);
-  st.loop = loop;
-  st.cancellable = cancellable;
 
   if (plan != NULL)
     {
-      g_autoptr(GTask) task = NULL;
-      BuildData *d;
+      Build b = { s.model, s.backend, plan, NULL, NULL };
 
       if ((resolved = bl_quant_plan_resolve (plan, s.model, &error)) == NULL ||
           !calibration_ids (plan, resolved, tok, &calib_ids, &error))
         return bl_cli_report_error (error);
-      d = g_new0 (BuildData, 1);
-      d->model = g_object_ref (s.model);
-      d->backend = s.backend;
-      d->plan = g_object_ref (plan);
-      if (calib_ids != NULL)
-        {
-          d->n_ids = calib_ids->len;
-          d->ids = (int32_t *) g_array_free (g_steal_pointer (&calib_ids), FALSE);
-        }
       /* Calibration and quantization run in a worker, so that SIGINT cancels them too. */
-      task = g_task_new (NULL, cancellable, on_built, &st);
-      g_task_set_task_data (task, d, build_data_free);
-      g_task_set_return_on_cancel (task, FALSE);
-      g_task_run_in_thread (task, build_thread);
-      run_loop_with_signals (&st);
-      if (!st.ok)
-        {
-          int status = bl_cli_report_error (st.error);
-
-          g_clear_error (&st.error);
-          return status;
-        }
-      qe = g_steal_pointer (&st.quant_engine);
+      b.calib_ids = calib_ids;
+      if (!bl_cli_run_cancellable (build, &b, &error))
+        return bl_cli_report_error (error);
+      qe = b.result;
       engine = bl_quant_engine_get_engine (qe);
     }
   else
@@ -780,17 +625,9 @@ bl_cli_eval_main (int    argc,
               bl_run_get_n_windows (run), opts.ctx, bl_protocol_to_string (opts.protocol),
               bl_backend_get_name (s.backend), n_threads);
 
-  g_signal_connect (run, "window-done", G_CALLBACK (on_window_done), &st);
-  bl_run_execute_async (run, cancellable, on_run_done, &st);
-  run_loop_with_signals (&st);
-
-  if (!st.ok)
-    {
-      int status = bl_cli_report_error (st.error);
-
-      g_clear_error (&st.error);
-      return status;
-    }
+  g_signal_connect (run, "window-done", G_CALLBACK (on_window_done), NULL);
+  if (!bl_cli_run_cancellable (evaluate, run, &error))
+    return bl_cli_report_error (error);
 
   print_eval_result (run, s.model, source, &opts, bl_backend_get_name (s.backend), n_threads, qe,
                      json);
@@ -818,7 +655,6 @@ bl_cli_plan_main (int    argc,
   g_autoptr(BlModel) model = NULL;
   g_autoptr(BlQuantPlan) plan = NULL;
   g_autoptr(GPtrArray) resolved = NULL;
-  g_autofree char *path = NULL;
   BlQuantSize size;
 
   g_option_context_add_main_entries (octx, entries, NULL);
@@ -845,8 +681,7 @@ bl_cli_plan_main (int    argc,
       return bl_cli_report_error (error);
     }
 
-  path = argc == 2 ? g_strdup (argv[1]) : bl_cli_default_model_path ();
-  if ((model = bl_model_load (path, NULL, &error)) == NULL ||
+  if ((model = bl_cli_load_model (argc == 2 ? argv[1] : NULL, &error)) == NULL ||
       (resolved = bl_quant_plan_resolve (plan, model, &error)) == NULL)
     return bl_cli_report_error (error);
   if (out_path != NULL && !bl_quant_plan_save (plan, out_path, &error))
@@ -885,8 +720,8 @@ bl_cli_generate_main (int    argc,
   const GOptionEntry entries[] = {
     { "prompt", 'p', 0, G_OPTION_ARG_STRING, &prompt, "Prompt text (default: empty, BOS only)", "TEXT" },
     { "max-tokens", 'n', 0, G_OPTION_ARG_INT, &max_tokens, "Tokens to generate (default 64)", "N" },
-    { "threads", 'j', 0, G_OPTION_ARG_INT, &n_threads, "CPU threads (default: all cores)", "N" },
-    { "backend", 'b', 0, G_OPTION_ARG_STRING, &backend_name, "cpu, cuda or auto (default auto)", "NAME" },
+    BL_CLI_THREADS_ENTRY (n_threads),
+    BL_CLI_BACKEND_ENTRY (backend_name),
     { NULL }
   };
   g_autoptr(GOptionContext) octx = g_option_context_new ("[MODEL] — greedy generation");
@@ -900,20 +735,14 @@ bl_cli_generate_main (int    argc,
   guint n_prompt;
 
   g_option_context_add_main_entries (octx, entries, NULL);
-  if (!g_option_context_parse (octx, &argc, &argv, &error))
-    return bl_cli_usage_error ("generate", "%s", error->message);
-  if (argc > 2)
-    return bl_cli_usage_error ("generate", "expected at most one MODEL");
+  if (!bl_cli_parse_model_options (octx, "generate", &argc, &argv))
+    return BL_CLI_EXIT_USAGE;
   if (max_tokens < 1)
     return bl_cli_usage_error ("generate", "--max-tokens must be positive");
-  if (n_threads <= 0)
-    n_threads = (int) g_get_num_processors ();
 
-  if (!session_open (&s, argc == 2 ? argv[1] : NULL, backend_name ? backend_name : "auto",
-                     n_threads, TRUE, &error))
-    return bl_cli_report_error (error);
-  tok = require_tokenizer (&s, &error);
-  if (tok == NULL)
+  if (!session_open (&s, argc == 2 ? argv[1] : NULL, backend_name, bl_cli_n_threads (n_threads), TRUE,
+                     &error)
+      || (tok = bl_cli_require_tokenizer (s.model, &error)) == NULL)
     return bl_cli_report_error (error);
 
   ids = bl_tokenizer_encode (tok, prompt ? prompt : "", -1, bl_tokenizer_get_add_bos (tok));
@@ -968,7 +797,7 @@ bl_cli_runs_main (int    argc,
 {
   g_autofree char *db_path = NULL;
   const GOptionEntry entries[] = {
-    { "db", 0, 0, G_OPTION_ARG_FILENAME, &db_path, "SQLite store (default $XDG_DATA_HOME/bitlens/bitlens.db)", "PATH" },
+    BL_CLI_DB_ENTRY (db_path),
     { NULL }
   };
   g_autoptr(GOptionContext) octx = g_option_context_new ("— list the recorded runs");

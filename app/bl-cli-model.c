@@ -4,22 +4,10 @@
  */
 #include "config.h"
 
-#include <json-glib/json-glib.h>
 #include <stdio.h>
 
-#include "bitlens.h"
-#include "bl-text-source.h"
 #include "bl-cli.h"
 #include "bl-cli-commands.h"
-
-static BlModel *
-load_model (const char *path_or_null,
-            GError    **error)
-{
-  g_autofree char *path = path_or_null ? g_strdup (path_or_null) : bl_cli_default_model_path ();
-
-  return bl_model_load (path, NULL, error);
-}
 
 static const char *
 model_dtypes (BlModel *model,
@@ -223,7 +211,7 @@ bl_cli_info_main (int    argc,
   if (argc > 2)
     return bl_cli_usage_error ("info", "expected at most one MODEL, got %d arguments", argc - 1);
 
-  model = load_model (argc == 2 ? argv[1] : NULL, &error);
+  model = bl_cli_load_model (argc == 2 ? argv[1] : NULL, &error);
   if (model == NULL)
     return bl_cli_report_error (error);
 
@@ -265,15 +253,9 @@ bl_cli_tokenize_main (int    argc,
   if (argc != 3)
     return bl_cli_usage_error ("tokenize", "expected MODEL and FILE");
 
-  model = load_model (argv[1], &error);
-  if (model == NULL)
+  if ((model = bl_cli_load_model (argv[1], &error)) == NULL
+      || (tok = bl_cli_require_tokenizer (model, &error)) == NULL)
     return bl_cli_report_error (error);
-  tok = bl_model_get_tokenizer (model);
-  if (tok == NULL)
-    {
-      g_set_error (&error, BL_ERROR, BL_ERROR_NOT_FOUND, "%s: the model has no tokenizer.json", argv[1]);
-      return bl_cli_report_error (error);
-    }
   if (protocol_name != NULL && !bl_protocol_from_string (protocol_name, &protocol))
     {
       g_set_error (&error, BL_ERROR, BL_ERROR_INVALID_ARGUMENT,

@@ -5,16 +5,10 @@
  */
 #include "config.h"
 
-#include <json-glib/json-glib.h>
-#include <math.h>
 #include <string.h>
 
-#include "bitlens.h"
-#include "bl-calib.h"
 #include "bl-cli.h"
-#include "bl-cli-allocate.h"
 #include "bl-cli-commands.h"
-#include "bl-moe.h"
 
 #define DEFAULT_MENU "binary:g128,int2:g128:asym,int3:g128:asym"
 #define DEFAULT_FORMAT "int2:g128:asym"
@@ -136,18 +130,6 @@ stats_at (Report *r,
 }
 
 static void
-add_double (JsonBuilder *b,
-            const char  *name,
-            double       value)
-{
-  json_builder_set_member_name (b, name);
-  if (isfinite (value))
-    json_builder_add_double_value (b, value);
-  else
-    json_builder_add_null_value (b);
-}
-
-static void
 print_json (Report *r)
 {
   g_autoptr(JsonBuilder) b = json_builder_new ();
@@ -191,9 +173,9 @@ print_json (Report *r)
   for (guint o = 0; r->menu[o] != NULL; o++)
     json_builder_add_string_value (b, r->menu[o]);
   json_builder_end_array (b);
-  add_double (b, "bits", r->bits);
-  add_double (b, "alpha", r->alpha);
-  add_double (b, "beta", r->beta);
+  bl_cli_json_add_double_or_null (b, "bits", r->bits);
+  bl_cli_json_add_double_or_null (b, "alpha", r->alpha);
+  bl_cli_json_add_double_or_null (b, "beta", r->beta);
   json_builder_set_member_name (b, "loss");
   json_builder_add_string_value (b, "output MSE of the fake-quantized expert on its routed "
                                     "calibration tokens");
@@ -211,9 +193,9 @@ print_json (Report *r)
       json_builder_add_int_value (b, p->block);
       json_builder_set_member_name (b, "tokens");
       json_builder_add_int_value (b, rt->n_tokens);
-      add_double (b, "load_std", rt->load_std);
-      add_double (b, "avg_bits", p->avg_bits);
-      add_double (b, "objective", p->objective);
+      bl_cli_json_add_double_or_null (b, "load_std", rt->load_std);
+      bl_cli_json_add_double_or_null (b, "avg_bits", p->avg_bits);
+      bl_cli_json_add_double_or_null (b, "objective", p->objective);
       json_builder_set_member_name (b, "experts");
       json_builder_begin_array (b);
       for (int e = 0; e < p->n_experts; e++)
@@ -223,15 +205,15 @@ print_json (Report *r)
           json_builder_add_int_value (b, e);
           json_builder_set_member_name (b, "tokens");
           json_builder_add_int_value (b, rt->experts[e].tokens);
-          add_double (b, "frequency", rt->experts[e].frequency);
-          add_double (b, "mean_weight", rt->experts[e].mean_weight);
-          add_double (b, "importance", p->importance[e]);
+          bl_cli_json_add_double_or_null (b, "frequency", rt->experts[e].frequency);
+          bl_cli_json_add_double_or_null (b, "mean_weight", rt->experts[e].mean_weight);
+          bl_cli_json_add_double_or_null (b, "importance", p->importance[e]);
           json_builder_set_member_name (b, "format");
           json_builder_add_string_value (b, r->menu[p->choice[e]]);
           json_builder_set_member_name (b, "loss");
           json_builder_begin_object (b);
           for (int o = 0; o < p->n_options; o++)
-            add_double (b, r->menu[o], p->loss[e * p->n_options + o]);
+            bl_cli_json_add_double_or_null (b, r->menu[o], p->loss[e * p->n_options + o]);
           json_builder_end_object (b);
           json_builder_set_member_name (b, "weights");
           json_builder_begin_array (b);
@@ -244,11 +226,11 @@ print_json (Report *r)
               json_builder_add_string_value (b, s->name);
               json_builder_set_member_name (b, "role");
               json_builder_add_string_value (b, bl_moe_role_to_string (s->role));
-              add_double (b, "rms", s->rms);
-              add_double (b, "absmax", s->absmax);
-              add_double (b, "kurtosis", s->kurtosis);
-              add_double (b, "crest", s->crest);
-              add_double (b, "qsnr_db", s->qsnr_db);
+              bl_cli_json_add_double_or_null (b, "rms", s->rms);
+              bl_cli_json_add_double_or_null (b, "absmax", s->absmax);
+              bl_cli_json_add_double_or_null (b, "kurtosis", s->kurtosis);
+              bl_cli_json_add_double_or_null (b, "crest", s->crest);
+              bl_cli_json_add_double_or_null (b, "qsnr_db", s->qsnr_db);
               json_builder_end_object (b);
             }
           json_builder_end_array (b);
@@ -335,6 +317,8 @@ report_clear (Report *r)
   g_clear_pointer (&r->format, g_free);
 }
 
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Report, report_clear)
+
 int
 bl_cli_moe_main (int    argc,
                  char **argv)
@@ -363,8 +347,8 @@ bl_cli_moe_main (int    argc,
     { "max-rows", 0, 0, G_OPTION_ARG_INT, &max_rows, "Routed inputs kept per expert for ε (default 4096)", "N" },
     { "plan", 'o', 0, G_OPTION_ARG_FILENAME, &plan_path, "Write the PMQ allocation as a plan JSON (for eval --plan, export)", "FILE" },
     { "layout", 0, 0, G_OPTION_ARG_NONE, &layout_only, "Only recognise the MoE tensor names (a model.safetensors.index.json is enough)", NULL },
-    { "threads", 'j', 0, G_OPTION_ARG_INT, &n_threads, "CPU threads (default: all cores)", "N" },
-    { "backend", 'b', 0, G_OPTION_ARG_STRING, &backend_name, "cpu, cuda or auto (default auto)", "NAME" },
+    BL_CLI_THREADS_ENTRY (n_threads),
+    BL_CLI_BACKEND_ENTRY (backend_name),
     { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print JSON", NULL },
     { NULL }
   };
@@ -375,13 +359,9 @@ bl_cli_moe_main (int    argc,
   g_autoptr(BlBackend) backend = NULL;
   g_autoptr(GArray) ids = NULL;
   g_autoptr(GArray) windows = NULL;
-  g_autofree char *model_path = NULL;
   BlFormatSpec qsnr_spec;
-  Report r = { 0 };
+  g_auto(Report) r = { 0 };
   BlTokenizer *tok;
-  const char *text;
-  gsize text_len;
-  int status = 0;
 
   g_option_context_add_main_entries (octx, entries, NULL);
   if (!g_option_context_parse (octx, &argc, &argv, &error))
@@ -393,11 +373,9 @@ bl_cli_moe_main (int    argc,
                                "--alpha positive, --beta not negative");
   if (n_threads < 0)
     return bl_cli_usage_error ("moe", "--threads must be positive");
-  if (n_threads == 0)
-    n_threads = (int) g_get_num_processors ();
-  model_path = g_strdup (argv[1]);
+  n_threads = bl_cli_n_threads (n_threads);
   if (layout_only)
-    return print_layout (model_path, json);
+    return print_layout (argv[1], json);
 
   r.format = g_strdup (format != NULL ? format : DEFAULT_FORMAT);
   r.menu = g_strsplit (menu_list != NULL ? menu_list : DEFAULT_MENU, ",", -1);
@@ -407,30 +385,19 @@ bl_cli_moe_main (int    argc,
   r.n_windows = n_windows;
   r.seed = seed;
   if (!bl_format_spec_parse (r.format, &qsnr_spec, &error))
-    {
-      report_clear (&r);
-      return bl_cli_usage_error ("moe", "%s", error->message);
-    }
+    return bl_cli_usage_error ("moe", "%s", error->message);
 
-  if ((r.model = bl_model_load (model_path, NULL, &error)) == NULL ||
-      (backend = bl_backend_new (backend_name != NULL ? backend_name : "auto", n_threads,
-                                 &error)) == NULL ||
-      (r.profile = bl_moe_profile_new (r.model, max_rows, &error)) == NULL)
-    goto fail;
-  if ((tok = bl_model_get_tokenizer (r.model)) == NULL)
-    {
-      g_set_error (&error, BL_ERROR, BL_ERROR_NOT_FOUND, "%s: the model has no tokenizer.json",
-                   bl_model_get_path (r.model));
-      goto fail;
-    }
-  if ((r.source = bl_cli_open_text (text_path != NULL ? text_path : "brown:train", &error)) == NULL)
-    goto fail;
-  text = bl_text_source_get_protocol_text (r.source, BL_PROTOCOL_GPTQ, &text_len);
-  ids = bl_tokenizer_encode (tok, text, text_len, bl_tokenizer_get_add_bos (tok));
+  if ((r.model = bl_model_load (argv[1], NULL, &error)) == NULL ||
+      (backend = bl_cli_backend_new (backend_name, n_threads, &error)) == NULL ||
+      (r.profile = bl_moe_profile_new (r.model, max_rows, &error)) == NULL ||
+      (tok = bl_cli_require_tokenizer (r.model, &error)) == NULL ||
+      (r.source = bl_cli_open_text (text_path != NULL ? text_path : "brown:train", &error)) == NULL)
+    return bl_cli_report_error (error);
+  ids = bl_cli_encode_text (tok, r.source);
   r.ctx = ctx > 0 ? ctx : MIN (512, bl_model_get_config (r.model)->max_position_embeddings);
   if ((windows = bl_calib_make_windows (ids->len, r.ctx, n_windows, (guint64) seed,
                                         &error)) == NULL)
-    goto fail;
+    return bl_cli_report_error (error);
 
   g_printerr ("routing %d windows of %d tokens\n", n_windows, r.ctx);
   if (!bl_moe_profile_run (r.profile, backend, (const int32_t *) ids->data, ids->len, windows,
@@ -438,7 +405,7 @@ bl_cli_moe_main (int    argc,
       (r.stats = bl_moe_weight_stats (r.model, &qsnr_spec, NULL, &error)) == NULL ||
       (r.pmq = bl_moe_pmq_allocate (r.profile, (const char * const *) r.menu, bits, alpha,
                                     beta, NULL, &error)) == NULL)
-    goto fail;
+    return bl_cli_report_error (error);
 
   if (plan_path != NULL)
     {
@@ -455,7 +422,7 @@ bl_cli_moe_main (int    argc,
       if ((plan = bl_moe_plan_new (r.model, (const char * const *) r.menu, choice, rest,
                                    &error)) == NULL ||
           !bl_quant_plan_save (plan, plan_path, &error))
-        goto fail;
+        return bl_cli_report_error (error);
       g_printerr ("wrote the PMQ plan to %s\n", plan_path);
     }
 
@@ -463,11 +430,5 @@ bl_cli_moe_main (int    argc,
     print_json (&r);
   else
     print_table (&r);
-  report_clear (&r);
   return 0;
-
-fail:
-  status = bl_cli_report_error (error);
-  report_clear (&r);
-  return status;
 }

@@ -83,23 +83,20 @@ crossover_main (int    argc,
 {
   int n_threads = 0;
   const GOptionEntry entries[] = {
-    { "threads", 'j', 0, G_OPTION_ARG_INT, &n_threads, "CPU threads (default: all cores)", "N" },
+    BL_CLI_THREADS_ENTRY (n_threads),
     { NULL }
   };
   g_autoptr(GOptionContext) octx = g_option_context_new ("[MODEL] — the per-layer INT/FP crossover map");
   g_autoptr(GError) error = NULL;
   g_autoptr(BlModel) model = NULL;
   g_autoptr(GPtrArray) map = NULL;
-  g_autofree char *path = NULL;
   guint agree = 0, int_wins[BL_CROSSOVER_N_PAIRS] = { 0 }, n_layers[BL_CROSSOVER_N_PAIRS] = { 0 };
 
   g_option_context_add_main_entries (octx, entries, NULL);
   if (!g_option_context_parse (octx, &argc, &argv, &error))
     return bl_cli_usage_error ("scaling crossover", "%s", error->message);
-  path = argc >= 2 ? g_strdup (argv[1]) : bl_cli_default_model_path ();
-  if ((model = bl_model_load (path, NULL, &error)) == NULL
-      || (map = bl_crossover_map (model, n_threads > 0 ? n_threads : (int) g_get_num_processors (), NULL,
-                                  &error)) == NULL)
+  if ((model = bl_cli_load_model (argc >= 2 ? argv[1] : NULL, &error)) == NULL
+      || (map = bl_crossover_map (model, bl_cli_n_threads (n_threads), NULL, &error)) == NULL)
     return bl_cli_report_error (error);
   g_print ("%-42s %-13s %7s %7s %7s %9s %9s %9s %9s %s\n", "layer", "pair", "κ mean", "κ Q3", "κ*",
            "INT th.", "FP th.", "INT meas", "FP meas", "verdict");

@@ -4,36 +4,10 @@
  */
 #include "config.h"
 
-#include <glib-unix.h>
-#include <json-glib/json-glib.h>
 #include <math.h>
-#include <signal.h>
-#include <string.h>
 
-#include "bitlens.h"
-#include "bl-brown.h"
-#include "bl-estimator.h"
-#include "bl-sensitivity.h"
-#include "bl-text-source.h"
 #include "bl-cli.h"
 #include "bl-cli-commands.h"
-
-/* --text takes a file, or brown:SPLIT for a split of the Brown Corpus; the default is
- * brown:test, as for `eval`. */
-static BlTextSource *
-open_text (const char  *spec,
-           GError     **error)
-{
-  if (spec == NULL)
-    spec = "brown:test";
-  if (g_str_has_prefix (spec, "brown:"))
-    {
-      g_autofree char *dir = bl_brown_default_dir ();
-
-      return bl_brown_load_split (dir, spec + strlen ("brown:"), error);
-    }
-  return bl_text_source_new_from_file (spec, bl_text_source_kind_from_path (spec), error);
-}
 
 typedef struct
 {
@@ -44,17 +18,22 @@ typedef struct
   gboolean with_kl;
   int n_plans;
   guint64 seed;
-  GCancellable *cancellable;
 
   /* outputs */
   GPtrArray *tables;             /* GPtrArray of BlLayerSensitivity, one per format */
   BlEstimator *estimator;
   gboolean have_fit;
   BlEstimatorFit fit;
-  GError *error;
-
-  GMainLoop *loop;
 } Job;
+
+static void
+job_clear (Job *job)
+{
+  g_clear_pointer (&job->tables, g_ptr_array_unref);
+  g_clear_object (&job->estimator);
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Job, job_clear)
 
 static void
 on_progress (const char *stage,
@@ -88,8 +67,9 @@ random_plan (BlSensitivity *sens,
 }
 
 static gboolean
-run_estimator (Job     *job,
-               GError **error)
+run_estimator (Job           *job,
+               GCancellable  *cancellable,
+               GError       **error)
 {
   g_autoptr(GRand) rand = g_rand_new_with_seed ((guint32) job->seed);
   guint n_loaded;
@@ -108,7 +88,7 @@ run_estimator (Job     *job,
 
       g_printerr ("plan %d/%d: %u layers quantized\n", k + 1, job->n_plans,
                   g_hash_table_size (plan));
-      if (!bl_sensitivity_measure_plan (job->sens, plan, &m, job->cancellable, error))
+      if (!bl_sensitivity_measure_plan (job->sens, plan, &m, cancellable, error))
         return FALSE;
       if (job->store == NULL
           && !bl_estimator_add_sample (job->estimator, plan, m.nll, m.kl, error))
@@ -126,41 +106,29 @@ run_estimator (Job     *job,
   return bl_estimator_get_n_samples (job->estimator) < 2 || job->have_fit;
 }
 
-static gpointer
-job_thread (gpointer data)
+static gboolean
+measure (gpointer       data,
+         GCancellable  *cancellable,
+         GError       **error)
 {
   Job *job = data;
 
-  if (!bl_sensitivity_prepare (job->sens, job->cancellable, &job->error))
-    goto out;
+  if (!bl_sensitivity_prepare (job->sens, cancellable, error))
+    return FALSE;
   job->tables = g_ptr_array_new_with_free_func ((GDestroyNotify) g_ptr_array_unref);
   for (guint f = 0; job->formats[f] != NULL; f++)
     {
       GPtrArray *table;
 
       g_printerr ("format %s\n", job->formats[f]);
-      table = bl_sensitivity_compute (job->sens, job->formats[f], job->with_kl,
-                                      job->cancellable, &job->error);
+      table = bl_sensitivity_compute (job->sens, job->formats[f], job->with_kl, cancellable, error);
       if (table == NULL)
-        goto out;
+        return FALSE;
       g_ptr_array_add (job->tables, table);
     }
   if (job->n_plans > 0 && job->with_kl)
-    run_estimator (job, &job->error);
-
-out:
-  g_main_loop_quit (job->loop);
-  return NULL;
-}
-
-static gboolean
-on_signal (gpointer user_data)
-{
-  Job *job = user_data;
-
-  g_printerr ("bitlens-cli: cancelling…\n");
-  g_cancellable_cancel (job->cancellable);
-  return G_SOURCE_CONTINUE;
+    return run_estimator (job, cancellable, error);
+  return TRUE;
 }
 
 static int
@@ -318,18 +286,6 @@ print_estimator (Job *job)
 }
 
 static void
-add_number (JsonBuilder *b,
-            const char  *name,
-            double       value)
-{
-  json_builder_set_member_name (b, name);
-  if (isfinite (value))
-    json_builder_add_double_value (b, value);
-  else
-    json_builder_add_null_value (b);
-}
-
-static void
 print_json (Job          *job,
             BlModel      *model,
             BlTextSource *source)
@@ -358,8 +314,8 @@ print_json (Job          *job,
   json_builder_add_int_value (b, (gint64) opts->seed);
   json_builder_set_member_name (b, "tokens");
   json_builder_add_int_value (b, bl_sensitivity_get_n_tokens (job->sens));
-  add_number (b, "base_nll", base);
-  add_number (b, "base_ppl", exp (base));
+  bl_cli_json_add_double_or_null (b, "base_nll", base);
+  bl_cli_json_add_double_or_null (b, "base_ppl", exp (base));
   json_builder_set_member_name (b, "budget_id");
   json_builder_add_int_value (b, bl_sensitivity_get_budget_id (job->sens));
   json_builder_end_object (b);
@@ -386,17 +342,17 @@ print_json (Job          *job,
           json_builder_add_string_value (b, bl_layer_kind_to_string (s->kind));
           json_builder_set_member_name (b, "block");
           json_builder_add_int_value (b, s->block);
-          add_number (b, "qsnr_db", s->qsnr_db);
-          add_number (b, "rel_err", s->rel_err);
-          add_number (b, "out_err", s->out_err);
-          add_number (b, "hessian_trace", s->hessian_trace);
-          add_number (b, "omega", s->omega);
-          add_number (b, "kl", s->kl);
-          add_number (b, "dnll", s->dnll);
-          add_number (b, "top1", s->top1);
-          add_number (b, "lim", s->lim);
-          add_number (b, "zd", s->zd);
-          add_number (b, "zd_block", s->zd_block);
+          bl_cli_json_add_double_or_null (b, "qsnr_db", s->qsnr_db);
+          bl_cli_json_add_double_or_null (b, "rel_err", s->rel_err);
+          bl_cli_json_add_double_or_null (b, "out_err", s->out_err);
+          bl_cli_json_add_double_or_null (b, "hessian_trace", s->hessian_trace);
+          bl_cli_json_add_double_or_null (b, "omega", s->omega);
+          bl_cli_json_add_double_or_null (b, "kl", s->kl);
+          bl_cli_json_add_double_or_null (b, "dnll", s->dnll);
+          bl_cli_json_add_double_or_null (b, "top1", s->top1);
+          bl_cli_json_add_double_or_null (b, "lim", s->lim);
+          bl_cli_json_add_double_or_null (b, "zd", s->zd);
+          bl_cli_json_add_double_or_null (b, "zd_block", s->zd_block);
           json_builder_end_object (b);
         }
       json_builder_end_array (b);
@@ -408,7 +364,7 @@ print_json (Job          *job,
           json_builder_set_member_name (b, "spearman_vs_kl");
           json_builder_begin_object (b);
           for (guint i = 0; i < N_PROXIES; i++)
-            add_number (b, rho[i].name, rho[i].rho);
+            bl_cli_json_add_double_or_null (b, rho[i].name, rho[i].rho);
           json_builder_end_object (b);
         }
       json_builder_end_object (b);
@@ -429,25 +385,25 @@ print_json (Job          *job,
 
           bl_estimator_get_sample (job->estimator, i, &pd, &md, &pk, &mk);
           json_builder_begin_object (b);
-          add_number (b, "predicted_dppl", pd);
-          add_number (b, "measured_dppl", md);
-          add_number (b, "predicted_kl", pk);
-          add_number (b, "measured_kl", mk);
+          bl_cli_json_add_double_or_null (b, "predicted_dppl", pd);
+          bl_cli_json_add_double_or_null (b, "measured_dppl", md);
+          bl_cli_json_add_double_or_null (b, "predicted_kl", pk);
+          bl_cli_json_add_double_or_null (b, "measured_kl", mk);
           json_builder_end_object (b);
         }
       json_builder_end_array (b);
       if (job->have_fit)
         {
-          add_number (b, "a_kl", job->fit.a_kl);
-          add_number (b, "a_nll", job->fit.a_nll);
-          add_number (b, "rmse_dppl", job->fit.rmse_dppl);
-          add_number (b, "loo_rmse_dppl", job->fit.loo_rmse_dppl);
-          add_number (b, "raw_rmse_dppl", job->fit.raw_rmse_dppl);
-          add_number (b, "mae_dppl", job->fit.mae_dppl);
-          add_number (b, "mean_rel_err_dppl", job->fit.mean_rel_err_dppl);
-          add_number (b, "spearman_dppl", job->fit.spearman_dppl);
-          add_number (b, "rmse_kl", job->fit.rmse_kl);
-          add_number (b, "spearman_kl", job->fit.spearman_kl);
+          bl_cli_json_add_double_or_null (b, "a_kl", job->fit.a_kl);
+          bl_cli_json_add_double_or_null (b, "a_nll", job->fit.a_nll);
+          bl_cli_json_add_double_or_null (b, "rmse_dppl", job->fit.rmse_dppl);
+          bl_cli_json_add_double_or_null (b, "loo_rmse_dppl", job->fit.loo_rmse_dppl);
+          bl_cli_json_add_double_or_null (b, "raw_rmse_dppl", job->fit.raw_rmse_dppl);
+          bl_cli_json_add_double_or_null (b, "mae_dppl", job->fit.mae_dppl);
+          bl_cli_json_add_double_or_null (b, "mean_rel_err_dppl", job->fit.mean_rel_err_dppl);
+          bl_cli_json_add_double_or_null (b, "spearman_dppl", job->fit.spearman_dppl);
+          bl_cli_json_add_double_or_null (b, "rmse_kl", job->fit.rmse_kl);
+          bl_cli_json_add_double_or_null (b, "spearman_kl", job->fit.spearman_kl);
         }
       json_builder_end_object (b);
     }
@@ -465,51 +421,31 @@ bl_cli_sensitivity_main (int    argc,
                          char **argv)
 {
   g_auto(GStrv) formats = NULL;
-  g_autofree char *text_path = NULL;
-  g_autofree char *db_path = NULL;
-  g_autofree char *backend_name = NULL;
-  int n_windows = 0;
-  int ctx = 0;
-  int n_threads = 0;
+  g_auto(BlCliBudgetOptions) bo = { 0 };
   int n_plans = 0;
-  gint64 seed = 0;
   gboolean no_kl = FALSE;
-  gboolean no_store = FALSE;
   gboolean json = FALSE;
   const GOptionEntry entries[] = {
     { "format", 'f', 0, G_OPTION_ARG_STRING_ARRAY, &formats, "Weight format spec (repeatable), e.g. int4:g32", "SPEC" },
-    { "text", 't', 0, G_OPTION_ARG_FILENAME, &text_path, "Budget text: a file, or brown:train|validation|test (default brown:test)", "FILE" },
-    { "windows", 'k', 0, G_OPTION_ARG_INT, &n_windows, "Windows in the budget (default 8)", "N" },
-    { "ctx", 'c', 0, G_OPTION_ARG_INT, &ctx, "Ids per window (default: min(256, model maximum))", "N" },
-    { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Seed of the window starts and the random plans (default 0)", "N" },
+    { "text", 't', 0, G_OPTION_ARG_FILENAME, &bo.text, "Budget text: a file, or brown:train|validation|test (default brown:test)", "FILE" },
+    { "windows", 'k', 0, G_OPTION_ARG_INT, &bo.windows, "Windows in the budget (default 8)", "N" },
+    { "ctx", 'c', 0, G_OPTION_ARG_INT, &bo.ctx, "Ids per window (default: min(256, model maximum))", "N" },
+    { "seed", 0, 0, G_OPTION_ARG_INT64, &bo.seed, "Seed of the window starts and the random plans (default 0)", "N" },
     { "no-kl", 0, 0, G_OPTION_ARG_NONE, &no_kl, "Skip the one-at-a-time KL (weight, Hessian-proxy, LIM and ZD only)", NULL },
     { "plans", 'p', 0, G_OPTION_ARG_INT, &n_plans, "Measure N random mixed plans over the --format menu and calibrate the estimator", "N" },
-    { "threads", 'j', 0, G_OPTION_ARG_INT, &n_threads, "CPU threads (default: all cores)", "N" },
-    { "backend", 'b', 0, G_OPTION_ARG_STRING, &backend_name, "cpu, cuda or auto (default auto)", "NAME" },
-    { "db", 0, 0, G_OPTION_ARG_FILENAME, &db_path, "SQLite store (default $XDG_DATA_HOME/bitlens/bitlens.db)", "PATH" },
-    { "no-store", 0, 0, G_OPTION_ARG_NONE, &no_store, "Neither read nor write the sensitivity cache", NULL },
+    BL_CLI_THREADS_ENTRY (bo.threads),
+    BL_CLI_BACKEND_ENTRY (bo.backend),
+    BL_CLI_DB_ENTRY (bo.db),
+    { "no-store", 0, 0, G_OPTION_ARG_NONE, &bo.no_store, "Neither read nor write the sensitivity cache", NULL },
     { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print the result as JSON", NULL },
     { NULL }
   };
   g_autoptr(GOptionContext) octx = g_option_context_new ("[MODEL] — per-layer sensitivity to a weight format");
   g_autoptr(GError) error = NULL;
-  g_autoptr(BlModel) model = NULL;
-  g_autoptr(BlBackend) backend = NULL;
-  g_autoptr(BlTextSource) source = NULL;
-  g_autoptr(GArray) ids = NULL;
-  g_autoptr(BlSensitivity) sens = NULL;
-  g_autoptr(BlStore) store = NULL;
-  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
-  g_autoptr(GMainLoop) loop = NULL;
-  g_autofree char *model_path = NULL;
-  BlSensitivityOptions opts = { 0 };
-  BlTokenizer *tok;
-  const char *text;
-  gsize text_len;
-  Job job = { 0 };
-  GThread *thread;
-  guint sigint_id, sigterm_id;
-  int status = 0;
+  g_auto(BlCliBudget) budget = { 0 };
+  g_auto(Job) job = { 0 };
+  const BlSensitivityOptions *used;
+  double base;
 
   g_option_context_add_main_entries (octx, entries, NULL);
   g_option_context_set_description (octx,
@@ -518,13 +454,11 @@ bl_cli_sensitivity_main (int    argc,
     "weight QSNR, the calibration-weighted output error, HAWQ's Hessian-trace Ω, LIM and ZD.\n"
     "With --plans it measures random mixed plans and reports the estimator's predicted\n"
     "against measured Δppl. Results are cached in the store per budget and format.");
-  if (!g_option_context_parse (octx, &argc, &argv, &error))
-    return bl_cli_usage_error ("sensitivity", "%s", error->message);
-  if (argc > 2)
-    return bl_cli_usage_error ("sensitivity", "expected at most one MODEL");
+  if (!bl_cli_parse_model_options (octx, "sensitivity", &argc, &argv))
+    return BL_CLI_EXIT_USAGE;
   if (formats == NULL || formats[0] == NULL)
     return bl_cli_usage_error ("sensitivity", "--format is required");
-  if (n_windows < 0 || ctx < 0 || n_threads < 0 || n_plans < 0)
+  if (bo.windows < 0 || bo.ctx < 0 || bo.threads < 0 || n_plans < 0)
     return bl_cli_usage_error ("sensitivity", "--windows, --ctx, --threads and --plans must be "
                                "positive");
   if (n_plans > 0 && no_kl)
@@ -536,82 +470,39 @@ bl_cli_sensitivity_main (int    argc,
       if (!bl_format_spec_parse (formats[f], &spec, &error))
         return bl_cli_report_error (error);
     }
-  if (n_threads == 0)
-    n_threads = (int) g_get_num_processors ();
+  /* the budget of `allocate` and `sweep`, over the text `eval` reads by default */
+  if (bo.text == NULL)
+    bo.text = g_strdup ("brown:test");
 
-  model_path = argc == 2 ? g_strdup (argv[1]) : bl_cli_default_model_path ();
-  if ((model = bl_model_load (model_path, NULL, &error)) == NULL
-      || (backend = bl_backend_new (backend_name ? backend_name : "auto", n_threads,
-                                    &error)) == NULL)
+  if (!bl_cli_budget_open (&budget, argc == 2 ? argv[1] : NULL, &bo, &error))
     return bl_cli_report_error (error);
-  if ((tok = bl_model_get_tokenizer (model)) == NULL)
-    {
-      g_set_error (&error, BL_ERROR, BL_ERROR_NOT_FOUND, "%s: the model has no tokenizer.json",
-                   bl_model_get_path (model));
-      return bl_cli_report_error (error);
-    }
-  if ((source = open_text (text_path, &error)) == NULL)
-    return bl_cli_report_error (error);
-  text = bl_text_source_get_protocol_text (source, BL_PROTOCOL_GPTQ, &text_len);
-  ids = bl_tokenizer_encode (tok, text, text_len, bl_tokenizer_get_add_bos (tok));
+  bl_sensitivity_set_progress (budget.sensitivity, on_progress, NULL);
 
-  opts.n_windows = n_windows;
-  opts.ctx = ctx;
-  opts.seed = (guint64) seed;
-  opts.n_threads = n_threads;
-  opts.dataset_name = bl_text_source_get_name (source);
-  opts.dataset_sha256 = bl_text_source_get_sha256 (source);
-  sens = bl_sensitivity_new (model, backend, (const int32_t *) ids->data, ids->len, &opts, &error);
-  if (sens == NULL)
-    return bl_cli_report_error (error);
-  if (!no_store)
-    {
-      if ((store = bl_store_open (db_path, &error)) == NULL)
-        return bl_cli_report_error (error);
-      bl_sensitivity_set_store (sens, store);
-    }
-  bl_sensitivity_set_progress (sens, on_progress, NULL);
-
-  job.sens = sens;
-  job.store = store;
+  job.sens = budget.sensitivity;
+  job.store = budget.store;
   job.formats = formats;
   job.with_kl = !no_kl;
   job.n_plans = n_plans;
-  job.seed = (guint64) seed;
-  job.cancellable = cancellable;
-  loop = g_main_loop_new (NULL, FALSE);
-  job.loop = loop;
-  sigint_id = g_unix_signal_add (SIGINT, on_signal, &job);
-  sigterm_id = g_unix_signal_add (SIGTERM, on_signal, &job);
-  thread = g_thread_new ("sensitivity", job_thread, &job);
-  g_main_loop_run (loop);
-  g_thread_join (thread);
-  g_source_remove (sigint_id);
-  g_source_remove (sigterm_id);
+  job.seed = (guint64) bo.seed;
+  if (!bl_cli_run_cancellable (measure, &job, &error))
+    return bl_cli_report_error (error);
 
-  if (job.error != NULL)
-    status = bl_cli_report_error (job.error);
-  else if (json)
-    print_json (&job, model, source);
-  else
+  if (json)
     {
-      const BlSensitivityOptions *used = bl_sensitivity_get_options (sens);
-      double base = bl_sensitivity_get_base_nll (sens);
-
-      g_print ("model   %s\n", bl_model_get_path (model));
-      g_print ("budget  %d windows × %d ids of %s (sha256 %.16s…), seed %" G_GINT64_FORMAT
-               ", %" G_GINT64_FORMAT " scored positions; full precision NLL %.4f (ppl %.3f)\n",
-               used->n_windows, used->ctx, bl_text_source_get_name (source),
-               bl_text_source_get_sha256 (source), seed, bl_sensitivity_get_n_tokens (sens),
-               base, exp (base));
-      for (guint f = 0; f < job.tables->len; f++)
-        print_table (g_ptr_array_index (job.tables, f), bl_model_get_config (model)->n_layers);
-      if (job.estimator != NULL)
-        print_estimator (&job);
+      print_json (&job, budget.model, budget.source);
+      return 0;
     }
-
-  g_clear_pointer (&job.tables, g_ptr_array_unref);
-  g_clear_object (&job.estimator);
-  g_clear_error (&job.error);
-  return status;
+  used = bl_sensitivity_get_options (budget.sensitivity);
+  base = bl_sensitivity_get_base_nll (budget.sensitivity);
+  g_print ("model   %s\n", bl_model_get_path (budget.model));
+  g_print ("budget  %d windows × %d ids of %s (sha256 %.16s…), seed %" G_GINT64_FORMAT
+           ", %" G_GINT64_FORMAT " scored positions; full precision NLL %.4f (ppl %.3f)\n",
+           used->n_windows, used->ctx, bl_text_source_get_name (budget.source),
+           bl_text_source_get_sha256 (budget.source), bo.seed,
+           bl_sensitivity_get_n_tokens (budget.sensitivity), base, exp (base));
+  for (guint f = 0; f < job.tables->len; f++)
+    print_table (g_ptr_array_index (job.tables, f), bl_model_get_config (budget.model)->n_layers);
+  if (job.estimator != NULL)
+    print_estimator (&job);
+  return 0;
 }

@@ -4,32 +4,10 @@
  */
 #include "config.h"
 
-#include <json-glib/json-glib.h>
-#include <math.h>
-#include <string.h>
-
-#include "bitlens.h"
-#include "bl-brown.h"
-#include "bl-calib.h"
-#include "bl-text-source.h"
 #include "bl-cli.h"
 #include "bl-cli-commands.h"
 
 #define SHOWN_OUTLIERS 4
-
-/* a file, or brown:SPLIT (as `eval --text` takes it) */
-static BlTextSource *
-open_text (const char  *spec,
-           GError     **error)
-{
-  if (g_str_has_prefix (spec, "brown:"))
-    {
-      g_autofree char *dir = bl_brown_default_dir ();
-
-      return bl_brown_load_split (dir, spec + strlen ("brown:"), error);
-    }
-  return bl_text_source_new_from_file (spec, bl_text_source_kind_from_path (spec), error);
-}
 
 static void
 on_progress (int      done,
@@ -266,8 +244,8 @@ bl_cli_stats_main (int    argc,
     { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Seed of the window draw (default 0)", "N" },
     { "layer", 'l', 0, G_OPTION_ARG_STRING, &layer_glob, "Show only layers matching GLOB, e.g. '*.down_proj.weight'", "GLOB" },
     { "block-io", 0, 0, G_OPTION_ARG_NONE, &block_io, "Also measure each block's input/output cosine (LIM)", NULL },
-    { "threads", 'j', 0, G_OPTION_ARG_INT, &n_threads, "CPU threads (default: all cores)", "N" },
-    { "backend", 'b', 0, G_OPTION_ARG_STRING, &backend_name, "cpu, cuda or auto (default auto)", "NAME" },
+    BL_CLI_THREADS_ENTRY (n_threads),
+    BL_CLI_BACKEND_ENTRY (backend_name),
     { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print the statistics as JSON", NULL },
     { NULL }
   };
@@ -279,43 +257,24 @@ bl_cli_stats_main (int    argc,
   g_autoptr (GArray) ids = NULL;
   g_autoptr (GArray) windows = NULL;
   g_autoptr (BlCalib) calib = NULL;
-  g_autofree char *model_path = NULL;
   BlCalibOptions options = { 0 };
   BlTokenizer *tok;
-  const char *text;
-  gsize text_len;
 
   g_option_context_add_main_entries (octx, entries, NULL);
-  if (!g_option_context_parse (octx, &argc, &argv, &error))
-    return bl_cli_usage_error ("stats", "%s", error->message);
-  if (argc > 2)
-    return bl_cli_usage_error ("stats", "expected at most one MODEL");
+  if (!bl_cli_parse_model_options (octx, "stats", &argc, &argv))
+    return BL_CLI_EXIT_USAGE;
   if (n_windows < 1)
     return bl_cli_usage_error ("stats", "--windows must be at least 1");
   if (n_threads < 0)
     return bl_cli_usage_error ("stats", "--threads must be positive");
-  if (n_threads == 0)
-    n_threads = (int) g_get_num_processors ();
+  n_threads = bl_cli_n_threads (n_threads);
 
-  model_path = argc == 2 ? g_strdup (argv[1]) : bl_cli_default_model_path ();
-  model = bl_model_load (model_path, NULL, &error);
-  if (model == NULL)
+  if ((model = bl_cli_load_model (argc == 2 ? argv[1] : NULL, &error)) == NULL
+      || (backend = bl_cli_backend_new (backend_name, n_threads, &error)) == NULL
+      || (tok = bl_cli_require_tokenizer (model, &error)) == NULL
+      || (source = bl_cli_open_text (text_path != NULL ? text_path : "brown:train", &error)) == NULL)
     return bl_cli_report_error (error);
-  backend = bl_backend_new (backend_name != NULL ? backend_name : "auto", n_threads, &error);
-  if (backend == NULL)
-    return bl_cli_report_error (error);
-  tok = bl_model_get_tokenizer (model);
-  if (tok == NULL)
-    {
-      g_set_error (&error, BL_ERROR, BL_ERROR_NOT_FOUND, "%s: the model has no tokenizer.json",
-                   bl_model_get_path (model));
-      return bl_cli_report_error (error);
-    }
-  source = open_text (text_path != NULL ? text_path : "brown:train", &error);
-  if (source == NULL)
-    return bl_cli_report_error (error);
-  text = bl_text_source_get_protocol_text (source, BL_PROTOCOL_GPTQ, &text_len);
-  ids = bl_tokenizer_encode (tok, text, text_len, bl_tokenizer_get_add_bos (tok));
+  ids = bl_cli_encode_text (tok, source);
 
   if (ctx_len <= 0)
     ctx_len = MIN (512, bl_model_get_config (model)->max_position_embeddings);

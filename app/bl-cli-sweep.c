@@ -13,7 +13,6 @@
 #include "bl-run.h"
 #include "bl-sweep.h"
 #include "bl-cli.h"
-#include "bl-cli-allocate.h"
 #include "bl-cli-commands.h"
 
 static int
@@ -71,6 +70,16 @@ typedef struct
   int top_k;
   BlQuantEngine *qe;
 } Measurer;
+
+static void
+measurer_clear (Measurer *m)
+{
+  g_clear_pointer (&m->qe, bl_quant_engine_free);
+  g_clear_pointer (&m->eval_ids, g_array_unref);
+  g_clear_object (&m->eval_source);
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Measurer, measurer_clear)
 
 static gboolean
 measure_point (BlSweepPoint  *p,
@@ -141,31 +150,30 @@ typedef struct
   GArray *budgets;
   BlSweep *sweep;
   guint shard, n_shards;
-  GCancellable *cancellable;
-  GError *error;
 } SweepJob;
 
-static gpointer
-sweep_thread (gpointer data)
+static gboolean
+sweep (gpointer       data,
+       GCancellable  *cancellable,
+       GError       **error)
 {
   SweepJob *j = data;
   g_autoptr(BlAllocProblem) problem = NULL;
   g_autoptr(GArray) params = NULL;
   g_autoptr(GPtrArray) points = NULL;
 
-  if (!bl_sensitivity_prepare (j->budget->sensitivity, j->cancellable, &j->error))
-    return NULL;
+  if (!bl_sensitivity_prepare (j->budget->sensitivity, cancellable, error))
+    return FALSE;
   problem = bl_alloc_problem_new_from_sensitivity (j->budget->sensitivity, (const char * const *) j->menu,
-                                                   j->objective, &params, NULL, j->cancellable, &j->error);
+                                                   j->objective, &params, NULL, cancellable, error);
   if (problem == NULL)
-    return NULL;
+    return FALSE;
   points = bl_sweep_make_points (problem, (const double *) params->data, j->objective_name,
-                                 (const double *) j->budgets->data, j->budgets->len, &j->error);
+                                 (const double *) j->budgets->data, j->budgets->len, error);
   if (points == NULL)
-    return NULL;
-  bl_sweep_run (j->sweep, points, j->shard, j->n_shards, measure_point, j->measurer, on_point, NULL,
-                j->cancellable, &j->error);
-  return NULL;
+    return FALSE;
+  return bl_sweep_run (j->sweep, points, j->shard, j->n_shards, measure_point, j->measurer, on_point,
+                       NULL, cancellable, error);
 }
 
 /* Everything that decides the points and their numbers, so that a resumed or merged sweep
@@ -175,8 +183,6 @@ sweep_config (SweepJob *j,
               int       eval_windows)
 {
   g_autoptr(JsonBuilder) b = json_builder_new ();
-  g_autoptr(JsonGenerator) gen = json_generator_new ();
-  g_autoptr(JsonNode) root = NULL;
   const BlSensitivityOptions *so = bl_sensitivity_get_options (j->budget->sensitivity);
 
   json_builder_begin_object (b);
@@ -215,16 +221,14 @@ sweep_config (SweepJob *j,
   json_builder_set_member_name (b, "threads");
   json_builder_add_int_value (b, j->budget->n_threads);
   json_builder_end_object (b);
-  root = json_builder_get_root (b);
-  json_generator_set_root (gen, root);
-  return json_generator_to_data (gen, NULL);
+  return bl_cli_json_to_string (b, FALSE);
 }
 
 int
 bl_cli_sweep_main (int    argc,
                    char **argv)
 {
-  BlCliBudgetOptions bo = { 0 };
+  g_auto(BlCliBudgetOptions) bo = { 0 };
   g_auto(GStrv) menu_args = NULL;
   g_auto(GStrv) menu = NULL;
   g_autofree char *budgets = NULL, *shard = NULL, *db = NULL, *objective = NULL, *eval_text = NULL;
@@ -246,15 +250,13 @@ bl_cli_sweep_main (int    argc,
   };
   g_autoptr(GOptionContext) octx = g_option_context_new ("[MODEL] — allocate, measure and store a Pareto sweep");
   g_autoptr(GError) error = NULL;
-  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
-  g_autoptr(BlSweep) sweep = NULL;
+  g_autoptr(BlSweep) sweep_file = NULL;
+  g_autoptr(GArray) budget_bits = NULL;
+  g_autoptr(GPtrArray) stored = NULL;
   g_autofree char *config = NULL;
-  BlCliBudget budget;
-  Measurer measurer = { 0 };
+  g_auto(BlCliBudget) budget = { 0 };
+  g_auto(Measurer) measurer = { 0 };
   SweepJob job = { 0 };
-  const char *text;
-  gsize len;
-  int status = 0;
 
   g_option_context_add_main_entries (octx, entries, NULL);
   g_option_context_set_description (octx,
@@ -264,10 +266,8 @@ bl_cli_sweep_main (int    argc,
     "Re-running the same command skips the stored points, so a killed sweep resumes; with\n"
     "--shard i/n it runs one of n independent shards (a Slurm job array: --shard\n"
     "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT), joined afterwards by `bitlens-cli merge`.");
-  if (!g_option_context_parse (octx, &argc, &argv, &error))
-    return bl_cli_usage_error ("sweep", "%s", error->message);
-  if (argc > 2)
-    return bl_cli_usage_error ("sweep", "expected at most one MODEL");
+  if (!bl_cli_parse_model_options (octx, "sweep", &argc, &argv))
+    return BL_CLI_EXIT_USAGE;
   menu = bl_cli_split_list (menu_args);
   if (menu[0] == NULL || budgets == NULL || db == NULL)
     return bl_cli_usage_error ("sweep", "--menu, --budgets and --out are required");
@@ -275,7 +275,7 @@ bl_cli_sweep_main (int    argc,
   if (!bl_alloc_objective_from_string (job.objective_name, &job.objective)
       || job.objective == BL_ALLOC_OBJECTIVE_MIXDQ)
     return bl_cli_usage_error ("sweep", "objective “%s” is not kl, hawq or adaquant", job.objective_name);
-  if (!bl_cli_parse_doubles (budgets, &job.budgets, &error)
+  if (!bl_cli_parse_doubles (budgets, &budget_bits, &error)
       || !bl_sweep_parse_shard (shard != NULL ? shard : "0/1", &job.shard, &job.n_shards, &error))
     return bl_cli_usage_error ("sweep", "%s", error->message);
   if (eval_windows <= 0 || eval_ctx < 0 || top_k < 0)
@@ -289,7 +289,7 @@ bl_cli_sweep_main (int    argc,
     }
 
   if (!bl_cli_budget_open (&budget, argc == 2 ? argv[1] : NULL, &bo, &error))
-    goto out;
+    return bl_cli_report_error (error);
   measurer.budget = &budget;
   measurer.top_k = top_k > 0 ? top_k : BL_KL_DEFAULT_TOP_K;
   measurer.opts.protocol = BL_PROTOCOL_GPTQ;
@@ -297,45 +297,24 @@ bl_cli_sweep_main (int    argc,
   measurer.opts.max_windows = eval_windows;
   measurer.opts.seed = (guint64) eval_seed;
   if ((measurer.eval_source = bl_cli_open_text (eval_text != NULL ? eval_text : "brown:test", &error)) == NULL)
-    goto out;
-  text = bl_text_source_get_protocol_text (measurer.eval_source, BL_PROTOCOL_GPTQ, &len);
-  measurer.eval_ids = bl_tokenizer_encode (bl_model_get_tokenizer (budget.model), text, len,
-                                           bl_tokenizer_get_add_bos (bl_model_get_tokenizer (budget.model)));
+    return bl_cli_report_error (error);
+  measurer.eval_ids = bl_cli_encode_text (bl_model_get_tokenizer (budget.model), measurer.eval_source);
 
   job.budget = &budget;
   job.measurer = &measurer;
   job.menu = menu;
-  job.cancellable = cancellable;
+  job.budgets = budget_bits;
   config = sweep_config (&job, eval_windows);
-  if ((sweep = bl_sweep_open (db, config, bl_model_get_fingerprint (budget.model), &error)) == NULL)
-    goto out;
-  job.sweep = sweep;
+  if ((sweep_file = bl_sweep_open (db, config, bl_model_get_fingerprint (budget.model), &error)) == NULL)
+    return bl_cli_report_error (error);
+  job.sweep = sweep_file;
   g_printerr ("sweep shard %u/%u of %s into %s\n", job.shard, job.n_shards, bl_model_get_path (budget.model), db);
-  bl_cli_run_worker (sweep_thread, &job, cancellable);
-  if (job.error != NULL)
-    {
-      g_propagate_error (&error, g_steal_pointer (&job.error));
-      goto out;
-    }
-  {
-    g_autoptr(GPtrArray) stored = bl_sweep_list_points (sweep, &error);
-
-    if (stored == NULL)
-      goto out;
-    g_print ("%s: %u points stored (shard %u/%u)\n", db, stored->len, job.shard, job.n_shards);
-    print_points (stored);
-  }
-
-out:
-  if (error != NULL)
-    status = bl_cli_report_error (error);
-  g_clear_pointer (&measurer.qe, bl_quant_engine_free);
-  g_clear_pointer (&measurer.eval_ids, g_array_unref);
-  g_clear_object (&measurer.eval_source);
-  g_clear_pointer (&job.budgets, g_array_unref);
-  bl_cli_budget_clear (&budget);
-  bl_cli_budget_options_clear (&bo);
-  return status;
+  if (!bl_cli_run_cancellable (sweep, &job, &error)
+      || (stored = bl_sweep_list_points (sweep_file, &error)) == NULL)
+    return bl_cli_report_error (error);
+  g_print ("%s: %u points stored (shard %u/%u)\n", db, stored->len, job.shard, job.n_shards);
+  print_points (stored);
+  return 0;
 }
 
 int

@@ -4,19 +4,7 @@
  */
 #include "config.h"
 
-#include <glib-unix.h>
-#include <json-glib/json-glib.h>
-#include <math.h>
-#include <signal.h>
-#include <string.h>
-
-#include "bitlens.h"
-#include "bl-brown.h"
 #include "bl-mc.h"
-#include "bl-quant-engine.h"
-#include "bl-quant-plan.h"
-#include "bl-text-source.h"
-#include "bl-zeroshot.h"
 #include "bl-cli.h"
 #include "bl-cli-commands.h"
 
@@ -33,20 +21,6 @@ default_datasets_dir (void)
   if (env != NULL && *env != '\0')
     return g_build_filename (env, "datasets", NULL);
   return g_build_filename (BITLENS_SOURCE_DIR, "..", "shared", "datasets", NULL);
-}
-
-/* A calibration text: a file, or brown:SPLIT (as `eval` takes them). */
-static BlTextSource *
-open_text (const char  *spec,
-           GError     **error)
-{
-  if (g_str_has_prefix (spec, "brown:"))
-    {
-      g_autofree char *dir = bl_brown_default_dir ();
-
-      return bl_brown_load_split (dir, spec + strlen ("brown:"), error);
-    }
-  return bl_text_source_new_from_file (spec, bl_text_source_kind_from_path (spec), error);
 }
 
 /* The quantized engine of --plan or the --w/--a/--algorithm shorthands; the plan's
@@ -76,9 +50,6 @@ quant_engine_new (BlModel      *model,
   if (bl_quant_engine_needs_calibration (resolved))
     {
       g_autoptr(BlTextSource) source = NULL;
-      BlTokenizer *tok = bl_model_get_tokenizer (model);
-      const char *text;
-      gsize len;
 
       if (text_name == NULL)
         {
@@ -87,10 +58,9 @@ quant_engine_new (BlModel      *model,
                        "algorithm): give --calib-text FILE, or calibration.text in the plan");
           return NULL;
         }
-      if ((source = open_text (text_name, error)) == NULL)
+      if ((source = bl_cli_open_text (text_name, error)) == NULL)
         return NULL;
-      text = bl_text_source_get_protocol_text (source, BL_PROTOCOL_GPTQ, &len);
-      ids = bl_tokenizer_encode (tok, text, len, bl_tokenizer_get_add_bos (tok));
+      ids = bl_cli_encode_text (bl_model_get_tokenizer (model), source);
     }
   *out_plan_json = bl_quant_plan_to_json (plan);
   g_printerr ("quantizing the model under the plan…\n");
@@ -98,25 +68,16 @@ quant_engine_new (BlModel      *model,
                               ids ? ids->len : 0, NULL, NULL, NULL, error);
 }
 
-typedef struct
-{
-  GMainLoop *loop;
-  GCancellable *cancellable;
-  gboolean ok;
-  GError *error;
-  guint report_every;
-} ZeroshotState;
-
 static void
 on_item_done (BlZeroshot *zs,
               guint       n_done,
               gpointer    user_data)
 {
-  ZeroshotState *st = user_data;
+  guint report_every = GPOINTER_TO_UINT (user_data);
   guint n = bl_zeroshot_get_n_items (zs);
   BlZeroshotMetrics m;
 
-  if (n_done % st->report_every != 0 && n_done != n)
+  if (n_done % report_every != 0 && n_done != n)
     return;
   bl_zeroshot_get_metrics (zs, &m);
   g_printerr ("item %u/%u: acc %.4f, 95%% CI [%.4f, %.4f] (%.1f items/s)\n", n_done, n, m.acc,
@@ -124,37 +85,12 @@ on_item_done (BlZeroshot *zs,
               n_done / MAX (bl_zeroshot_get_wall_seconds (zs), 1e-9));
 }
 
-static void
-on_done (GObject      *source,
-         GAsyncResult *result,
-         gpointer      user_data)
-{
-  ZeroshotState *st = user_data;
-
-  st->ok = bl_zeroshot_execute_finish (BL_ZEROSHOT (source), result, &st->error);
-  g_main_loop_quit (st->loop);
-}
-
 static gboolean
-on_signal (gpointer user_data)
+score (gpointer       data,
+       GCancellable  *cancellable,
+       GError       **error)
 {
-  ZeroshotState *st = user_data;
-
-  g_printerr ("bitlens-cli: cancelling…\n");
-  g_cancellable_cancel (st->cancellable);
-  return G_SOURCE_CONTINUE;
-}
-
-static void
-add_number (JsonBuilder *b,
-            const char  *name,
-            double       value)
-{
-  json_builder_set_member_name (b, name);
-  if (isfinite (value))
-    json_builder_add_double_value (b, value);
-  else
-    json_builder_add_null_value (b);
+  return bl_zeroshot_execute (data, cancellable, error);
 }
 
 static void
@@ -197,8 +133,8 @@ print_json (BlModel                 *model,
   json_builder_add_int_value (b, bl_zeroshot_get_n_items (zs));
   json_builder_set_member_name (b, "items_done");
   json_builder_add_int_value (b, m->n_items);
-  add_number (b, "acc", m->acc);
-  add_number (b, "acc_stderr", m->acc_stderr);
+  bl_cli_json_add_double_or_null (b, "acc", m->acc);
+  bl_cli_json_add_double_or_null (b, "acc_stderr", m->acc_stderr);
   json_builder_set_member_name (b, "acc_ci95");
   json_builder_begin_array (b);
   json_builder_add_double_value (b, m->acc_ci_low);
@@ -206,27 +142,27 @@ print_json (BlModel                 *model,
   json_builder_end_array (b);
   if (bl_mc_task_reports_acc_norm (task))
     {
-      add_number (b, "acc_norm", m->acc_norm);
-      add_number (b, "acc_norm_stderr", m->acc_norm_stderr);
+      bl_cli_json_add_double_or_null (b, "acc_norm", m->acc_norm);
+      bl_cli_json_add_double_or_null (b, "acc_norm_stderr", m->acc_norm_stderr);
     }
   if (choice)
     {
-      add_number (b, "chance", m->chance);
-      add_number (b, "ece", m->ece);
+      bl_cli_json_add_double_or_null (b, "chance", m->chance);
+      bl_cli_json_add_double_or_null (b, "ece", m->ece);
       json_builder_set_member_name (b, "ece_bins");
       json_builder_add_int_value (b, m->ece_bins);
-      add_number (b, "brier", m->brier);
-      add_number (b, "balance", m->balance);
-      add_number (b, "mean_confidence", m->mean_confidence);
+      bl_cli_json_add_double_or_null (b, "brier", m->brier);
+      bl_cli_json_add_double_or_null (b, "balance", m->balance);
+      bl_cli_json_add_double_or_null (b, "mean_confidence", m->mean_confidence);
     }
   else
-    add_number (b, "ppl", m->ppl);
-  add_number (b, "mean_gold_loglik", m->mean_loglik);
+    bl_cli_json_add_double_or_null (b, "ppl", m->ppl);
+  bl_cli_json_add_double_or_null (b, "mean_gold_loglik", m->mean_loglik);
   json_builder_set_member_name (b, "backend");
   json_builder_add_string_value (b, backend);
   json_builder_set_member_name (b, "threads");
   json_builder_add_int_value (b, n_threads);
-  add_number (b, "seconds", bl_zeroshot_get_wall_seconds (zs));
+  bl_cli_json_add_double_or_null (b, "seconds", bl_zeroshot_get_wall_seconds (zs));
   json_builder_set_member_name (b, "result_id");
   json_builder_add_int_value (b, store_id);
   json_builder_end_object (b);
@@ -316,9 +252,9 @@ bl_cli_zeroshot_main (int    argc,
     { "algorithm", 0, 0, G_OPTION_ARG_STRING, &algorithm, "Shorthand plan: weight algorithm (default rtn)", "NAME" },
     { "calib-text", 0, 0, G_OPTION_ARG_FILENAME, &calib_text, "Calibration text when the plan needs one (a file or brown:SPLIT)", "FILE" },
     { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Seed of the evaluation order (default 0)", "N" },
-    { "threads", 'j', 0, G_OPTION_ARG_INT, &n_threads, "CPU threads (default: all cores)", "N" },
-    { "backend", 'b', 0, G_OPTION_ARG_STRING, &backend_name, "cpu, cuda or auto (default auto)", "NAME" },
-    { "db", 0, 0, G_OPTION_ARG_FILENAME, &db_path, "SQLite store (default $XDG_DATA_HOME/bitlens/bitlens.db)", "PATH" },
+    BL_CLI_THREADS_ENTRY (n_threads),
+    BL_CLI_BACKEND_ENTRY (backend_name),
+    BL_CLI_DB_ENTRY (db_path),
     { "no-store", 0, 0, G_OPTION_ARG_NONE, &no_store, "Do not record the result", NULL },
     { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print the result as JSON", NULL },
     { NULL }
@@ -332,17 +268,14 @@ bl_cli_zeroshot_main (int    argc,
   g_autoptr(BlMcSet) set = NULL;
   g_autoptr(BlZeroshot) zs = NULL;
   g_autoptr(BlStore) store = NULL;
-  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
-  g_autoptr(GMainLoop) loop = NULL;
-  g_autofree char *model_path = NULL;
+  g_autoptr(GError) run_error = NULL;
   BlZeroshotOptions opts = { 0 };
   BlZeroshotMetrics m;
-  ZeroshotState st = { 0 };
   BlTokenizer *tok;
   BlEngine *scoring_engine;
   BlMcTask task;
   gint64 store_id = 0;
-  guint sigint_id, sigterm_id;
+  gboolean ok;
   int status = 0;
 
   g_option_context_add_main_entries (octx, entries, NULL);
@@ -351,10 +284,8 @@ bl_cli_zeroshot_main (int    argc,
     "prompts of lm-evaluation-harness (see datasets/bl-mc.c). Prints accuracy with a 95%\n"
     "Wilson interval, acc_norm where the harness reports it, and the calibration of the\n"
     "option probabilities (softmax over the choices): ECE, Brier and Balance score.");
-  if (!g_option_context_parse (octx, &argc, &argv, &error))
-    return bl_cli_usage_error ("zeroshot", "%s", error->message);
-  if (argc > 2)
-    return bl_cli_usage_error ("zeroshot", "expected at most one MODEL");
+  if (!bl_cli_parse_model_options (octx, "zeroshot", &argc, &argv))
+    return BL_CLI_EXIT_USAGE;
   if (task_name == NULL)
     return bl_cli_usage_error ("zeroshot", "--task is required");
   if (!bl_mc_task_from_string (task_name, &task))
@@ -366,20 +297,12 @@ bl_cli_zeroshot_main (int    argc,
     return bl_cli_usage_error ("zeroshot", "--bos and --no-bos exclude each other");
   if (plan_path != NULL && (weight != NULL || activation != NULL || algorithm != NULL))
     return bl_cli_usage_error ("zeroshot", "--plan and --w/--a/--algorithm exclude each other");
-  if (n_threads == 0)
-    n_threads = (int) g_get_num_processors ();
+  n_threads = bl_cli_n_threads (n_threads);
 
-  model_path = argc == 2 ? g_strdup (argv[1]) : bl_cli_default_model_path ();
-  if ((model = bl_model_load (model_path, NULL, &error)) == NULL
-      || (backend = bl_backend_new (backend_name ? backend_name : "auto", n_threads,
-                                    &error)) == NULL)
+  if ((model = bl_cli_load_model (argc == 2 ? argv[1] : NULL, &error)) == NULL
+      || (backend = bl_cli_backend_new (backend_name, n_threads, &error)) == NULL
+      || (tok = bl_cli_require_tokenizer (model, &error)) == NULL)
     return bl_cli_report_error (error);
-  if ((tok = bl_model_get_tokenizer (model)) == NULL)
-    {
-      g_set_error (&error, BL_ERROR, BL_ERROR_NOT_FOUND, "%s: the model has no tokenizer.json",
-                   bl_model_get_path (model));
-      return bl_cli_report_error (error);
-    }
   /* A quantized engine is scored exactly like the full-precision one. */
   if (plan_path != NULL || weight != NULL || activation != NULL || algorithm != NULL)
     {
@@ -419,17 +342,9 @@ bl_cli_zeroshot_main (int    argc,
   g_printerr ("scoring %u items of %s (%s backend, %d threads)…\n", bl_zeroshot_get_n_items (zs),
               bl_mc_set_get_name (set), bl_backend_get_name (backend), n_threads);
 
-  loop = g_main_loop_new (NULL, FALSE);
-  st.loop = loop;
-  st.cancellable = cancellable;
-  st.report_every = MAX (1, bl_zeroshot_get_n_items (zs) / 20);
-  sigint_id = g_unix_signal_add (SIGINT, on_signal, &st);
-  sigterm_id = g_unix_signal_add (SIGTERM, on_signal, &st);
-  g_signal_connect (zs, "item-done", G_CALLBACK (on_item_done), &st);
-  bl_zeroshot_execute_async (zs, cancellable, on_done, &st);
-  g_main_loop_run (loop);
-  g_source_remove (sigint_id);
-  g_source_remove (sigterm_id);
+  g_signal_connect (zs, "item-done", G_CALLBACK (on_item_done),
+                    GUINT_TO_POINTER (MAX (1, bl_zeroshot_get_n_items (zs) / 20)));
+  ok = bl_cli_run_cancellable (score, zs, &run_error);
 
   /* A cancelled or failed evaluation is still recorded, with the items it finished, so
    * that the store says what happened. */
@@ -445,12 +360,12 @@ bl_cli_zeroshot_main (int    argc,
         .threads = n_threads,
         .plan_json = plan_json,
       };
-      const char *result_status = st.ok ? "finished"
-                                  : g_error_matches (st.error, G_IO_ERROR, G_IO_ERROR_CANCELLED)
+      const char *result_status = ok ? "finished"
+                                  : g_error_matches (run_error, G_IO_ERROR, G_IO_ERROR_CANCELLED)
                                   ? "cancelled" : "failed";
 
       store_id = bl_zeroshot_store (zs, store, &prov, result_status,
-                                    st.ok ? NULL : st.error->message, &error);
+                                    ok ? NULL : run_error->message, &error);
       if (store_id == 0)
         {
           status = bl_cli_report_error (error);
@@ -458,13 +373,8 @@ bl_cli_zeroshot_main (int    argc,
         }
     }
 
-  if (!st.ok)
-    {
-      int run_status = bl_cli_report_error (st.error);
-
-      g_clear_error (&st.error);
-      return run_status;
-    }
+  if (!ok)
+    return bl_cli_report_error (run_error);
   if (status != 0)
     return status;
 
