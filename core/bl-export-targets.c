@@ -13,7 +13,7 @@
  * SECTION:bl-export-targets
  * @title: Export targets
  *
- * Every exporter of this header as one table of #BlExportTarget, and bl_export_to() as the
+ * Every exporter of bl-export.h as one table of #BlExportTarget, and bl_export_to() as the
  * one dispatch over it: `bitlens-cli export --to ID` and the workbench's Export menu both
  * resolve the plan against the model, pick the writer by its id and hand it the options
  * through the same function, so the two cannot drift apart.
