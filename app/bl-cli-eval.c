@@ -351,36 +351,21 @@ print_eval_result (BlRun              *run,
   if (json)
     {
       g_autoptr(JsonBuilder) b = json_builder_new ();
-      g_autoptr(JsonGenerator) gen = json_generator_new ();
-      g_autoptr(JsonNode) root = NULL;
-      g_autofree char *text = NULL;
 
       json_builder_begin_object (b);
-      json_builder_set_member_name (b, "model");
-      json_builder_add_string_value (b, bl_model_get_path (model));
-      json_builder_set_member_name (b, "model_fingerprint");
-      json_builder_add_string_value (b, bl_model_get_fingerprint (model));
-      json_builder_set_member_name (b, "dataset");
-      json_builder_add_string_value (b, bl_text_source_get_name (source));
-      json_builder_set_member_name (b, "dataset_sha256");
-      json_builder_add_string_value (b, bl_text_source_get_sha256 (source));
-      json_builder_set_member_name (b, "protocol");
-      json_builder_add_string_value (b, bl_protocol_to_string (opts->protocol));
-      json_builder_set_member_name (b, "ctx");
-      json_builder_add_int_value (b, opts->ctx);
+      bl_cli_json_add_model (b, model);
+      bl_cli_json_add_string (b, "dataset", bl_text_source_get_name (source));
+      bl_cli_json_add_string (b, "dataset_sha256", bl_text_source_get_sha256 (source));
+      bl_cli_json_add_string (b, "protocol", bl_protocol_to_string (opts->protocol));
+      bl_cli_json_add_int (b, "ctx", opts->ctx);
       if (opts->protocol == BL_PROTOCOL_HF_STRIDE)
         {
-          json_builder_set_member_name (b, "stride");
-          json_builder_add_int_value (b, opts->stride);
+          bl_cli_json_add_int (b, "stride", opts->stride);
         }
-      json_builder_set_member_name (b, "windows");
-      json_builder_add_int_value (b, bl_run_get_n_windows (run));
-      json_builder_set_member_name (b, "scored_tokens");
-      json_builder_add_int_value (b, bl_run_get_n_scored (run));
-      json_builder_set_member_name (b, "mean_nll");
-      json_builder_add_double_value (b, bl_ppl_stats_get_mean_nll (stats));
-      json_builder_set_member_name (b, "ppl");
-      json_builder_add_double_value (b, bl_ppl_stats_get_ppl (stats));
+      bl_cli_json_add_int (b, "windows", bl_run_get_n_windows (run));
+      bl_cli_json_add_int (b, "scored_tokens", bl_run_get_n_scored (run));
+      bl_cli_json_add_double (b, "mean_nll", bl_ppl_stats_get_mean_nll (stats));
+      bl_cli_json_add_double (b, "ppl", bl_ppl_stats_get_ppl (stats));
       add_interval (b, "ppl_ci95", lo, hi);
       if (qe != NULL)
         {
@@ -389,20 +374,15 @@ print_eval_result (BlRun              *run,
 
           json_builder_set_member_name (b, "plan");
           json_builder_add_value (b, plan_node);
-          json_builder_set_member_name (b, "quantized_weights");
-          json_builder_add_int_value (b, n_weights);
-          json_builder_set_member_name (b, "quantized_inputs");
-          json_builder_add_int_value (b, n_inputs);
+          bl_cli_json_add_int (b, "quantized_weights", n_weights);
+          bl_cli_json_add_int (b, "quantized_inputs", n_inputs);
         }
       if (has_size)
         {
-          json_builder_set_member_name (b, "bits_per_weight");
-          json_builder_add_double_value (b, size.linear_bits_per_weight);
+          bl_cli_json_add_double (b, "bits_per_weight", size.linear_bits_per_weight);
           bl_cli_json_add_double_or_null (b, "quantized_bits_per_weight", size.quantized_bits_per_weight);
-          json_builder_set_member_name (b, "model_bits_per_weight");
-          json_builder_add_double_value (b, size.model_bits_per_weight);
-          json_builder_set_member_name (b, "model_bytes");
-          json_builder_add_double_value (b, size.model_bytes);
+          bl_cli_json_add_double (b, "model_bits_per_weight", size.model_bits_per_weight);
+          bl_cli_json_add_double (b, "model_bytes", size.model_bytes);
         }
       if (has_kl)
         {
@@ -411,28 +391,18 @@ print_eval_result (BlRun              *run,
           bl_cli_json_add_double_or_null (b, "top1", kl.top1);
           bl_cli_json_add_double_or_null (b, "delta_p", kl.delta_p);
           bl_cli_json_add_double_or_null (b, "base_ppl", exp (kl.base_nll));
-          json_builder_set_member_name (b, "baseline_windows_cached");
-          json_builder_add_int_value (b, bl_run_get_n_baseline_cached (run));
-          json_builder_set_member_name (b, "baseline_windows_computed");
-          json_builder_add_int_value (b, bl_run_get_n_baseline_computed (run));
+          bl_cli_json_add_int (b, "baseline_windows_cached", bl_run_get_n_baseline_cached (run));
+          bl_cli_json_add_int (b, "baseline_windows_computed",
+                               bl_run_get_n_baseline_computed (run));
         }
-      json_builder_set_member_name (b, "backend");
-      json_builder_add_string_value (b, backend);
-      json_builder_set_member_name (b, "threads");
-      json_builder_add_int_value (b, n_threads);
-      json_builder_set_member_name (b, "seconds");
-      json_builder_add_double_value (b, bl_run_get_wall_seconds (run));
-      json_builder_set_member_name (b, "tokens_per_second");
-      json_builder_add_double_value (b, bl_run_get_tokens_per_second (run));
-      json_builder_set_member_name (b, "run_id");
-      json_builder_add_int_value (b, bl_run_get_store_id (run));
+      bl_cli_json_add_string (b, "backend", backend);
+      bl_cli_json_add_int (b, "threads", n_threads);
+      bl_cli_json_add_double (b, "seconds", bl_run_get_wall_seconds (run));
+      bl_cli_json_add_double (b, "tokens_per_second", bl_run_get_tokens_per_second (run));
+      bl_cli_json_add_int (b, "run_id", bl_run_get_store_id (run));
       json_builder_end_object (b);
 
-      root = json_builder_get_root (b);
-      json_generator_set_root (gen, root);
-      json_generator_set_pretty (gen, TRUE);
-      text = json_generator_to_data (gen, NULL);
-      g_print ("%s\n", text);
+      bl_cli_print_json (b);
       return;
     }
 

@@ -38,9 +38,6 @@ static void
 print_formats_json (void)
 {
   g_autoptr (JsonBuilder) b = json_builder_new ();
-  g_autoptr (JsonGenerator) gen = json_generator_new ();
-  g_autoptr (JsonNode) root = NULL;
-  g_autofree char *text = NULL;
 
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "families");
@@ -48,14 +45,10 @@ print_formats_json (void)
   for (int f = 0; f < BL_FORMAT_N_FAMILIES; f++)
     {
       json_builder_begin_object (b);
-      json_builder_set_member_name (b, "name");
-      json_builder_add_string_value (b, bl_format_family_get_name (f));
-      json_builder_set_member_name (b, "description");
-      json_builder_add_string_value (b, bl_format_family_get_description (f));
-      json_builder_set_member_name (b, "element_bits");
-      json_builder_add_int_value (b, bl_format_family_get_element_bits (f));
-      json_builder_set_member_name (b, "block_size");
-      json_builder_add_int_value (b, bl_format_family_get_block_size (f));
+      bl_cli_json_add_string (b, "name", bl_format_family_get_name (f));
+      bl_cli_json_add_string (b, "description", bl_format_family_get_description (f));
+      bl_cli_json_add_int (b, "element_bits", bl_format_family_get_element_bits (f));
+      bl_cli_json_add_int (b, "block_size", bl_format_family_get_block_size (f));
       json_builder_set_member_name (b, "formats");
       json_builder_begin_array (b);
       for (const char *const *ex = bl_format_family_get_examples (f); *ex != NULL; ex++)
@@ -65,17 +58,14 @@ print_formats_json (void)
           if (!bl_format_spec_parse (*ex, &spec, NULL))
             continue;
           json_builder_begin_object (b);
-          json_builder_set_member_name (b, "spec");
-          json_builder_add_string_value (b, *ex);
-          json_builder_set_member_name (b, "granularity");
-          json_builder_add_string_value (b, granularity_name (&spec));
-          json_builder_set_member_name (b, "bits_per_weight");
-          json_builder_add_double_value (b, bl_format_spec_bits_per_weight (&spec));
+          bl_cli_json_add_string (b, "spec", *ex);
+          bl_cli_json_add_string (b, "granularity", granularity_name (&spec));
+          bl_cli_json_add_double (b, "bits_per_weight", bl_format_spec_bits_per_weight (&spec));
           /* per-channel and per-tensor scales cost a shape-dependent extra */
-          json_builder_set_member_name (b, "plus_per_row_or_tensor_scale");
-          json_builder_add_boolean_value (b, spec.granularity != BL_GRANULARITY_GROUP
-                                              && spec.family != BL_FORMAT_BF16
-                                              && spec.family != BL_FORMAT_FP16);
+          bl_cli_json_add_boolean (b, "plus_per_row_or_tensor_scale",
+                                   spec.granularity != BL_GRANULARITY_GROUP
+                                   && spec.family != BL_FORMAT_BF16
+                                   && spec.family != BL_FORMAT_FP16);
           json_builder_end_object (b);
         }
       json_builder_end_array (b);
@@ -84,11 +74,7 @@ print_formats_json (void)
   json_builder_end_array (b);
   json_builder_end_object (b);
 
-  root = json_builder_get_root (b);
-  json_generator_set_root (gen, root);
-  json_generator_set_pretty (gen, TRUE);
-  text = json_generator_to_data (gen, NULL);
-  g_print ("%s\n", text);
+  bl_cli_print_json (b);
 }
 
 static void
@@ -280,23 +266,12 @@ add_stats_members (JsonBuilder        *b,
                    double              bpw,
                    double              kappa)
 {
-  double q = bl_error_stats_qsnr_db (s);
-
-  json_builder_set_member_name (b, "bits_per_weight");
-  json_builder_add_double_value (b, bpw);
-  json_builder_set_member_name (b, "mse");
-  json_builder_add_double_value (b, bl_error_stats_mse (s));
-  json_builder_set_member_name (b, "qsnr_db");
-  if (isfinite (q))
-    json_builder_add_double_value (b, q);
-  else
-    json_builder_add_null_value (b);
-  json_builder_set_member_name (b, "max_abs_error");
-  json_builder_add_double_value (b, s->max_abs_err);
-  json_builder_set_member_name (b, "cosine");
-  json_builder_add_double_value (b, bl_error_stats_cosine (s));
-  json_builder_set_member_name (b, "block_crest_factor");
-  json_builder_add_double_value (b, kappa);
+  bl_cli_json_add_double (b, "bits_per_weight", bpw);
+  bl_cli_json_add_double (b, "mse", bl_error_stats_mse (s));
+  bl_cli_json_add_double_or_null (b, "qsnr_db", bl_error_stats_qsnr_db (s));
+  bl_cli_json_add_double (b, "max_abs_error", s->max_abs_err);
+  bl_cli_json_add_double (b, "cosine", bl_error_stats_cosine (s));
+  bl_cli_json_add_double (b, "block_crest_factor", kappa);
 }
 
 static void
@@ -304,13 +279,9 @@ print_stats_json (GPtrArray  *runs,
                   const char *model_path)
 {
   g_autoptr (JsonBuilder) b = json_builder_new ();
-  g_autoptr (JsonGenerator) gen = json_generator_new ();
-  g_autoptr (JsonNode) root = NULL;
-  g_autofree char *text = NULL;
 
   json_builder_begin_object (b);
-  json_builder_set_member_name (b, "model");
-  json_builder_add_string_value (b, model_path);
+  bl_cli_json_add_string (b, "model", model_path);
   json_builder_set_member_name (b, "formats");
   json_builder_begin_array (b);
   for (guint r = 0; r < runs->len; r++)
@@ -320,12 +291,10 @@ print_stats_json (GPtrArray  *runs,
       double theory = theory_or_nan (&run->spec, kappa);
 
       json_builder_begin_object (b);
-      json_builder_set_member_name (b, "spec");
-      json_builder_add_string_value (b, run->name);
+      bl_cli_json_add_string (b, "spec", run->name);
       json_builder_set_member_name (b, "total");
       json_builder_begin_object (b);
-      json_builder_set_member_name (b, "n_params");
-      json_builder_add_int_value (b, run->total.n);
+      bl_cli_json_add_int (b, "n_params", run->total.n);
       add_stats_members (b, &run->total, run->total_bits / (double) run->total.n, kappa);
       json_builder_set_member_name (b, "theory_qsnr_db");
       if (isnan (theory))
@@ -340,8 +309,7 @@ print_stats_json (GPtrArray  *runs,
           TensorRow *row = g_ptr_array_index (run->rows, t);
 
           json_builder_begin_object (b);
-          json_builder_set_member_name (b, "name");
-          json_builder_add_string_value (b, row->tensor);
+          bl_cli_json_add_string (b, "name", row->tensor);
           json_builder_set_member_name (b, "shape");
           json_builder_begin_array (b);
           json_builder_add_int_value (b, row->rows);
@@ -356,11 +324,7 @@ print_stats_json (GPtrArray  *runs,
   json_builder_end_array (b);
   json_builder_end_object (b);
 
-  root = json_builder_get_root (b);
-  json_generator_set_root (gen, root);
-  json_generator_set_pretty (gen, TRUE);
-  text = json_generator_to_data (gen, NULL);
-  g_print ("%s\n", text);
+  bl_cli_print_json (b);
 }
 
 /**

@@ -45,71 +45,44 @@ print_info_json (BlModel *model)
   const BlModelConfig *c = bl_model_get_config (model);
   BlTokenizer *tok = bl_model_get_tokenizer (model);
   g_autoptr(JsonBuilder) b = json_builder_new ();
-  g_autoptr(JsonGenerator) gen = json_generator_new ();
-  g_autoptr(JsonNode) root = NULL;
-  g_autofree char *text = NULL;
   char dtypes[64];
   guint n_layers = g_list_model_get_n_items (G_LIST_MODEL (model));
 
   json_builder_begin_object (b);
-  json_builder_set_member_name (b, "path");
-  json_builder_add_string_value (b, bl_model_get_path (model));
-  json_builder_set_member_name (b, "architecture");
-  json_builder_add_string_value (b, c->architecture ? c->architecture : "");
-  json_builder_set_member_name (b, "model_type");
-  json_builder_add_string_value (b, c->model_type);
-  json_builder_set_member_name (b, "n_layers");
-  json_builder_add_int_value (b, c->n_layers);
-  json_builder_set_member_name (b, "hidden_size");
-  json_builder_add_int_value (b, c->hidden_size);
-  json_builder_set_member_name (b, "intermediate_size");
-  json_builder_add_int_value (b, c->intermediate_size);
-  json_builder_set_member_name (b, "n_heads");
-  json_builder_add_int_value (b, c->n_heads);
-  json_builder_set_member_name (b, "n_kv_heads");
-  json_builder_add_int_value (b, c->n_kv_heads);
-  json_builder_set_member_name (b, "head_dim");
-  json_builder_add_int_value (b, c->head_dim);
-  json_builder_set_member_name (b, "vocab_size");
-  json_builder_add_int_value (b, c->vocab_size);
-  json_builder_set_member_name (b, "max_position_embeddings");
-  json_builder_add_int_value (b, c->max_position_embeddings);
-  json_builder_set_member_name (b, "rope_theta");
-  json_builder_add_double_value (b, c->rope_theta);
-  json_builder_set_member_name (b, "rms_norm_eps");
-  json_builder_add_double_value (b, c->rms_norm_eps);
-  json_builder_set_member_name (b, "tie_word_embeddings");
-  json_builder_add_boolean_value (b, c->tie_word_embeddings);
-  json_builder_set_member_name (b, "n_params");
-  json_builder_add_int_value (b, bl_model_get_n_params (model));
-  json_builder_set_member_name (b, "dtypes");
-  json_builder_add_string_value (b, model_dtypes (model, dtypes));
+  bl_cli_json_add_string (b, "path", bl_model_get_path (model));
+  bl_cli_json_add_string (b, "architecture", c->architecture ? c->architecture : "");
+  bl_cli_json_add_string (b, "model_type", c->model_type);
+  bl_cli_json_add_int (b, "n_layers", c->n_layers);
+  bl_cli_json_add_int (b, "hidden_size", c->hidden_size);
+  bl_cli_json_add_int (b, "intermediate_size", c->intermediate_size);
+  bl_cli_json_add_int (b, "n_heads", c->n_heads);
+  bl_cli_json_add_int (b, "n_kv_heads", c->n_kv_heads);
+  bl_cli_json_add_int (b, "head_dim", c->head_dim);
+  bl_cli_json_add_int (b, "vocab_size", c->vocab_size);
+  bl_cli_json_add_int (b, "max_position_embeddings", c->max_position_embeddings);
+  bl_cli_json_add_double (b, "rope_theta", c->rope_theta);
+  bl_cli_json_add_double (b, "rms_norm_eps", c->rms_norm_eps);
+  bl_cli_json_add_boolean (b, "tie_word_embeddings", c->tie_word_embeddings);
+  bl_cli_json_add_int (b, "n_params", bl_model_get_n_params (model));
+  bl_cli_json_add_string (b, "dtypes", model_dtypes (model, dtypes));
   if (bl_model_get_storage (model) != NULL)
     {
-      json_builder_set_member_name (b, "storage");
-      json_builder_add_string_value (b, bl_model_get_storage (model));
+      bl_cli_json_add_string (b, "storage", bl_model_get_storage (model));
     }
-  json_builder_set_member_name (b, "fingerprint");
-  json_builder_add_string_value (b, bl_model_get_fingerprint (model));
+  bl_cli_json_add_string (b, "fingerprint", bl_model_get_fingerprint (model));
   if (bl_model_get_tokenizer_source (model) != NULL)
     {
-      json_builder_set_member_name (b, "tokenizer_source");
-      json_builder_add_string_value (b, bl_model_get_tokenizer_source (model));
+      bl_cli_json_add_string (b, "tokenizer_source", bl_model_get_tokenizer_source (model));
     }
   if (tok != NULL)
     {
       json_builder_set_member_name (b, "tokenizer");
       json_builder_begin_object (b);
-      json_builder_set_member_name (b, "style");
-      json_builder_add_string_value (b, bl_tokenizer_get_style (tok));
-      json_builder_set_member_name (b, "vocab_size");
-      json_builder_add_int_value (b, bl_tokenizer_get_vocab_size (tok));
-      json_builder_set_member_name (b, "bos_id");
-      json_builder_add_int_value (b, bl_tokenizer_get_bos_id (tok));
-      json_builder_set_member_name (b, "add_bos");
-      json_builder_add_boolean_value (b, bl_tokenizer_get_add_bos (tok));
-      json_builder_set_member_name (b, "sha256");
-      json_builder_add_string_value (b, bl_tokenizer_get_hash (tok));
+      bl_cli_json_add_string (b, "style", bl_tokenizer_get_style (tok));
+      bl_cli_json_add_int (b, "vocab_size", bl_tokenizer_get_vocab_size (tok));
+      bl_cli_json_add_int (b, "bos_id", bl_tokenizer_get_bos_id (tok));
+      bl_cli_json_add_boolean (b, "add_bos", bl_tokenizer_get_add_bos (tok));
+      bl_cli_json_add_string (b, "sha256", bl_tokenizer_get_hash (tok));
       json_builder_end_object (b);
     }
   json_builder_set_member_name (b, "layers");
@@ -120,31 +93,22 @@ print_info_json (BlModel *model)
       const BlTensor *t = bl_layer_get_tensor (layer);
 
       json_builder_begin_object (b);
-      json_builder_set_member_name (b, "name");
-      json_builder_add_string_value (b, bl_layer_get_name (layer));
-      json_builder_set_member_name (b, "kind");
-      json_builder_add_string_value (b, bl_layer_kind_to_string (bl_layer_get_kind (layer)));
-      json_builder_set_member_name (b, "block");
-      json_builder_add_int_value (b, bl_layer_get_block (layer));
+      bl_cli_json_add_string (b, "name", bl_layer_get_name (layer));
+      bl_cli_json_add_string (b, "kind", bl_layer_kind_to_string (bl_layer_get_kind (layer)));
+      bl_cli_json_add_int (b, "block", bl_layer_get_block (layer));
       json_builder_set_member_name (b, "shape");
       json_builder_begin_array (b);
       for (int d = 0; d < t->n_dims; d++)
         json_builder_add_int_value (b, t->shape[d]);
       json_builder_end_array (b);
-      json_builder_set_member_name (b, "dtype");
-      json_builder_add_string_value (b, bl_dtype_to_string (t->dtype));
-      json_builder_set_member_name (b, "n_params");
-      json_builder_add_int_value (b, bl_layer_get_n_params (layer));
+      bl_cli_json_add_string (b, "dtype", bl_dtype_to_string (t->dtype));
+      bl_cli_json_add_int (b, "n_params", bl_layer_get_n_params (layer));
       json_builder_end_object (b);
     }
   json_builder_end_array (b);
   json_builder_end_object (b);
 
-  root = json_builder_get_root (b);
-  json_generator_set_root (gen, root);
-  json_generator_set_pretty (gen, TRUE);
-  text = json_generator_to_data (gen, NULL);
-  g_print ("%s\n", text);
+  bl_cli_print_json (b);
 }
 
 static void

@@ -55,19 +55,12 @@ print_layout (const char *model_path,
   if (json)
     {
       g_autoptr(JsonBuilder) b = json_builder_new ();
-      g_autoptr(JsonGenerator) gen = json_generator_new ();
-      g_autoptr(JsonNode) root = NULL;
-      g_autofree char *text = NULL;
 
       json_builder_begin_object (b);
-      json_builder_set_member_name (b, "model");
-      json_builder_add_string_value (b, model_path);
-      json_builder_set_member_name (b, "style");
-      json_builder_add_string_value (b, bl_moe_style_to_string (layout->style));
-      json_builder_set_member_name (b, "expert_tensors");
-      json_builder_add_int_value (b, layout->n_expert_tensors);
-      json_builder_set_member_name (b, "other_tensors");
-      json_builder_add_int_value (b, layout->n_other_tensors);
+      bl_cli_json_add_string (b, "model", model_path);
+      bl_cli_json_add_string (b, "style", bl_moe_style_to_string (layout->style));
+      bl_cli_json_add_int (b, "expert_tensors", layout->n_expert_tensors);
+      bl_cli_json_add_int (b, "other_tensors", layout->n_other_tensors);
       json_builder_set_member_name (b, "blocks");
       json_builder_begin_array (b);
       for (guint i = 0; i < layout->blocks->len; i++)
@@ -75,27 +68,17 @@ print_layout (const char *model_path,
           const BlMoeBlockLayout *l = &g_array_index (layout->blocks, BlMoeBlockLayout, i);
 
           json_builder_begin_object (b);
-          json_builder_set_member_name (b, "block");
-          json_builder_add_int_value (b, l->block);
-          json_builder_set_member_name (b, "experts");
-          json_builder_add_int_value (b, l->n_experts);
-          json_builder_set_member_name (b, "projections");
-          json_builder_add_int_value (b, l->n_roles);
-          json_builder_set_member_name (b, "router");
-          json_builder_add_boolean_value (b, l->has_router);
-          json_builder_set_member_name (b, "shared_expert");
-          json_builder_add_boolean_value (b, l->has_shared_expert);
-          json_builder_set_member_name (b, "complete");
-          json_builder_add_boolean_value (b, l->complete);
+          bl_cli_json_add_int (b, "block", l->block);
+          bl_cli_json_add_int (b, "experts", l->n_experts);
+          bl_cli_json_add_int (b, "projections", l->n_roles);
+          bl_cli_json_add_boolean (b, "router", l->has_router);
+          bl_cli_json_add_boolean (b, "shared_expert", l->has_shared_expert);
+          bl_cli_json_add_boolean (b, "complete", l->complete);
           json_builder_end_object (b);
         }
       json_builder_end_array (b);
       json_builder_end_object (b);
-      root = json_builder_get_root (b);
-      json_generator_set_root (gen, root);
-      json_generator_set_pretty (gen, TRUE);
-      text = json_generator_to_data (gen, NULL);
-      g_print ("%s\n", text);
+      bl_cli_print_json (b);
       return 0;
     }
 
@@ -133,39 +116,23 @@ static void
 print_json (Report *r)
 {
   g_autoptr(JsonBuilder) b = json_builder_new ();
-  g_autoptr(JsonGenerator) gen = json_generator_new ();
-  g_autoptr(JsonNode) root = NULL;
-  g_autofree char *text = NULL;
   const BlModelConfig *c = bl_model_get_config (r->model);
 
   json_builder_begin_object (b);
-  json_builder_set_member_name (b, "model");
-  json_builder_add_string_value (b, bl_model_get_path (r->model));
-  json_builder_set_member_name (b, "model_fingerprint");
-  json_builder_add_string_value (b, bl_model_get_fingerprint (r->model));
-  json_builder_set_member_name (b, "style");
-  json_builder_add_string_value (b, bl_moe_style_to_string (bl_moe_config_style (c)));
-  json_builder_set_member_name (b, "experts_per_block");
-  json_builder_add_int_value (b, c->n_experts);
-  json_builder_set_member_name (b, "top_k");
-  json_builder_add_int_value (b, c->n_experts_per_tok);
-  json_builder_set_member_name (b, "norm_topk_prob");
-  json_builder_add_boolean_value (b, c->norm_topk_prob);
+  bl_cli_json_add_model (b, r->model);
+  bl_cli_json_add_string (b, "style", bl_moe_style_to_string (bl_moe_config_style (c)));
+  bl_cli_json_add_int (b, "experts_per_block", c->n_experts);
+  bl_cli_json_add_int (b, "top_k", c->n_experts_per_tok);
+  bl_cli_json_add_boolean (b, "norm_topk_prob", c->norm_topk_prob);
   json_builder_set_member_name (b, "calibration");
   json_builder_begin_object (b);
-  json_builder_set_member_name (b, "text");
-  json_builder_add_string_value (b, bl_text_source_get_name (r->source));
-  json_builder_set_member_name (b, "sha256");
-  json_builder_add_string_value (b, bl_text_source_get_sha256 (r->source));
-  json_builder_set_member_name (b, "windows");
-  json_builder_add_int_value (b, r->n_windows);
-  json_builder_set_member_name (b, "ctx");
-  json_builder_add_int_value (b, r->ctx);
-  json_builder_set_member_name (b, "seed");
-  json_builder_add_int_value (b, r->seed);
+  bl_cli_json_add_string (b, "text", bl_text_source_get_name (r->source));
+  bl_cli_json_add_string (b, "sha256", bl_text_source_get_sha256 (r->source));
+  bl_cli_json_add_int (b, "windows", r->n_windows);
+  bl_cli_json_add_int (b, "ctx", r->ctx);
+  bl_cli_json_add_int (b, "seed", r->seed);
   json_builder_end_object (b);
-  json_builder_set_member_name (b, "qsnr_format");
-  json_builder_add_string_value (b, r->format);
+  bl_cli_json_add_string (b, "qsnr_format", r->format);
   json_builder_set_member_name (b, "pmq");
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "menu");
@@ -176,9 +143,8 @@ print_json (Report *r)
   bl_cli_json_add_double_or_null (b, "bits", r->bits);
   bl_cli_json_add_double_or_null (b, "alpha", r->alpha);
   bl_cli_json_add_double_or_null (b, "beta", r->beta);
-  json_builder_set_member_name (b, "loss");
-  json_builder_add_string_value (b, "output MSE of the fake-quantized expert on its routed "
-                                    "calibration tokens");
+  bl_cli_json_add_string (b, "loss", "output MSE of the fake-quantized expert on its routed "
+                                     "calibration tokens");
   json_builder_end_object (b);
 
   json_builder_set_member_name (b, "blocks");
@@ -189,10 +155,8 @@ print_json (Report *r)
       const BlMoeBlockRouting *rt = bl_moe_profile_get_block (r->profile, i);
 
       json_builder_begin_object (b);
-      json_builder_set_member_name (b, "block");
-      json_builder_add_int_value (b, p->block);
-      json_builder_set_member_name (b, "tokens");
-      json_builder_add_int_value (b, rt->n_tokens);
+      bl_cli_json_add_int (b, "block", p->block);
+      bl_cli_json_add_int (b, "tokens", rt->n_tokens);
       bl_cli_json_add_double_or_null (b, "load_std", rt->load_std);
       bl_cli_json_add_double_or_null (b, "avg_bits", p->avg_bits);
       bl_cli_json_add_double_or_null (b, "objective", p->objective);
@@ -201,15 +165,12 @@ print_json (Report *r)
       for (int e = 0; e < p->n_experts; e++)
         {
           json_builder_begin_object (b);
-          json_builder_set_member_name (b, "expert");
-          json_builder_add_int_value (b, e);
-          json_builder_set_member_name (b, "tokens");
-          json_builder_add_int_value (b, rt->experts[e].tokens);
+          bl_cli_json_add_int (b, "expert", e);
+          bl_cli_json_add_int (b, "tokens", rt->experts[e].tokens);
           bl_cli_json_add_double_or_null (b, "frequency", rt->experts[e].frequency);
           bl_cli_json_add_double_or_null (b, "mean_weight", rt->experts[e].mean_weight);
           bl_cli_json_add_double_or_null (b, "importance", p->importance[e]);
-          json_builder_set_member_name (b, "format");
-          json_builder_add_string_value (b, r->menu[p->choice[e]]);
+          bl_cli_json_add_string (b, "format", r->menu[p->choice[e]]);
           json_builder_set_member_name (b, "loss");
           json_builder_begin_object (b);
           for (int o = 0; o < p->n_options; o++)
@@ -222,10 +183,8 @@ print_json (Report *r)
               const BlMoeWeightStats *s = stats_at (r, p->block, e, role);
 
               json_builder_begin_object (b);
-              json_builder_set_member_name (b, "name");
-              json_builder_add_string_value (b, s->name);
-              json_builder_set_member_name (b, "role");
-              json_builder_add_string_value (b, bl_moe_role_to_string (s->role));
+              bl_cli_json_add_string (b, "name", s->name);
+              bl_cli_json_add_string (b, "role", bl_moe_role_to_string (s->role));
               bl_cli_json_add_double_or_null (b, "rms", s->rms);
               bl_cli_json_add_double_or_null (b, "absmax", s->absmax);
               bl_cli_json_add_double_or_null (b, "kurtosis", s->kurtosis);
@@ -242,11 +201,7 @@ print_json (Report *r)
   json_builder_end_array (b);
   json_builder_end_object (b);
 
-  root = json_builder_get_root (b);
-  json_generator_set_root (gen, root);
-  json_generator_set_pretty (gen, TRUE);
-  text = json_generator_to_data (gen, NULL);
-  g_print ("%s\n", text);
+  bl_cli_print_json (b);
 }
 
 static void

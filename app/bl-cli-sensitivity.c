@@ -292,32 +292,21 @@ print_json (Job          *job,
 {
   const BlSensitivityOptions *opts = bl_sensitivity_get_options (job->sens);
   g_autoptr(JsonBuilder) b = json_builder_new ();
-  g_autoptr(JsonGenerator) gen = json_generator_new ();
-  g_autoptr(JsonNode) root = NULL;
-  g_autofree char *text = NULL;
   double base = bl_sensitivity_get_base_nll (job->sens);
 
   json_builder_begin_object (b);
-  json_builder_set_member_name (b, "model");
-  json_builder_add_string_value (b, bl_model_get_path (model));
+  bl_cli_json_add_string (b, "model", bl_model_get_path (model));
   json_builder_set_member_name (b, "budget");
   json_builder_begin_object (b);
-  json_builder_set_member_name (b, "dataset");
-  json_builder_add_string_value (b, bl_text_source_get_name (source));
-  json_builder_set_member_name (b, "dataset_sha256");
-  json_builder_add_string_value (b, bl_text_source_get_sha256 (source));
-  json_builder_set_member_name (b, "windows");
-  json_builder_add_int_value (b, opts->n_windows);
-  json_builder_set_member_name (b, "ctx");
-  json_builder_add_int_value (b, opts->ctx);
-  json_builder_set_member_name (b, "seed");
-  json_builder_add_int_value (b, (gint64) opts->seed);
-  json_builder_set_member_name (b, "tokens");
-  json_builder_add_int_value (b, bl_sensitivity_get_n_tokens (job->sens));
+  bl_cli_json_add_string (b, "dataset", bl_text_source_get_name (source));
+  bl_cli_json_add_string (b, "dataset_sha256", bl_text_source_get_sha256 (source));
+  bl_cli_json_add_int (b, "windows", opts->n_windows);
+  bl_cli_json_add_int (b, "ctx", opts->ctx);
+  bl_cli_json_add_int (b, "seed", (gint64) opts->seed);
+  bl_cli_json_add_int (b, "tokens", bl_sensitivity_get_n_tokens (job->sens));
   bl_cli_json_add_double_or_null (b, "base_nll", base);
   bl_cli_json_add_double_or_null (b, "base_ppl", exp (base));
-  json_builder_set_member_name (b, "budget_id");
-  json_builder_add_int_value (b, bl_sensitivity_get_budget_id (job->sens));
+  bl_cli_json_add_int (b, "budget_id", bl_sensitivity_get_budget_id (job->sens));
   json_builder_end_object (b);
 
   json_builder_set_member_name (b, "formats");
@@ -327,8 +316,8 @@ print_json (Job          *job,
       GPtrArray *table = g_ptr_array_index (job->tables, f);
 
       json_builder_begin_object (b);
-      json_builder_set_member_name (b, "weight_spec");
-      json_builder_add_string_value (b, ((BlLayerSensitivity *) table->pdata[0])->weight_spec);
+      bl_cli_json_add_string (b, "weight_spec",
+                              ((BlLayerSensitivity *) table->pdata[0])->weight_spec);
       json_builder_set_member_name (b, "layers");
       json_builder_begin_array (b);
       for (guint i = 0; i < table->len; i++)
@@ -336,12 +325,9 @@ print_json (Job          *job,
           const BlLayerSensitivity *s = g_ptr_array_index (table, i);
 
           json_builder_begin_object (b);
-          json_builder_set_member_name (b, "name");
-          json_builder_add_string_value (b, s->name);
-          json_builder_set_member_name (b, "kind");
-          json_builder_add_string_value (b, bl_layer_kind_to_string (s->kind));
-          json_builder_set_member_name (b, "block");
-          json_builder_add_int_value (b, s->block);
+          bl_cli_json_add_string (b, "name", s->name);
+          bl_cli_json_add_string (b, "kind", bl_layer_kind_to_string (s->kind));
+          bl_cli_json_add_int (b, "block", s->block);
           bl_cli_json_add_double_or_null (b, "qsnr_db", s->qsnr_db);
           bl_cli_json_add_double_or_null (b, "rel_err", s->rel_err);
           bl_cli_json_add_double_or_null (b, "out_err", s->out_err);
@@ -409,11 +395,7 @@ print_json (Job          *job,
     }
   json_builder_end_object (b);
 
-  root = json_builder_get_root (b);
-  json_generator_set_root (gen, root);
-  json_generator_set_pretty (gen, TRUE);
-  text = json_generator_to_data (gen, NULL);
-  g_print ("%s\n", text);
+  bl_cli_print_json (b);
 }
 
 int

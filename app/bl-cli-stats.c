@@ -33,20 +33,13 @@ add_moments (JsonBuilder          *b,
 {
   json_builder_set_member_name (b, name);
   json_builder_begin_object (b);
-  json_builder_set_member_name (b, "n");
-  json_builder_add_int_value (b, m->n);
-  json_builder_set_member_name (b, "mean");
-  json_builder_add_double_value (b, m->mean);
-  json_builder_set_member_name (b, "variance");
-  json_builder_add_double_value (b, m->variance);
-  json_builder_set_member_name (b, "kurtosis");
-  json_builder_add_double_value (b, m->kurtosis);
-  json_builder_set_member_name (b, "crest");
-  json_builder_add_double_value (b, m->crest);
-  json_builder_set_member_name (b, "absmax");
-  json_builder_add_double_value (b, m->absmax);
-  json_builder_set_member_name (b, "rms");
-  json_builder_add_double_value (b, m->rms);
+  bl_cli_json_add_int (b, "n", m->n);
+  bl_cli_json_add_double (b, "mean", m->mean);
+  bl_cli_json_add_double (b, "variance", m->variance);
+  bl_cli_json_add_double (b, "kurtosis", m->kurtosis);
+  bl_cli_json_add_double (b, "crest", m->crest);
+  bl_cli_json_add_double (b, "absmax", m->absmax);
+  bl_cli_json_add_double (b, "rms", m->rms);
   json_builder_end_object (b);
 }
 
@@ -62,10 +55,8 @@ add_outliers (JsonBuilder *b,
   for (int i = 0; i < n; i++)
     {
       json_builder_begin_object (b);
-      json_builder_set_member_name (b, "channel");
-      json_builder_add_int_value (b, index[i]);
-      json_builder_set_member_name (b, "absmax");
-      json_builder_add_double_value (b, values[index[i]]);
+      bl_cli_json_add_int (b, "channel", index[i]);
+      bl_cli_json_add_double (b, "absmax", values[index[i]]);
       json_builder_end_object (b);
     }
   json_builder_end_array (b);
@@ -78,19 +69,12 @@ print_json (BlCalib      *calib,
             const char   *glob)
 {
   g_autoptr (JsonBuilder) b = json_builder_new ();
-  g_autoptr (JsonGenerator) gen = json_generator_new ();
   g_autoptr (JsonParser) parser = json_parser_new ();
-  g_autoptr (JsonNode) root = NULL;
   g_autofree char *prov = bl_calib_provenance_to_json (calib);
-  g_autofree char *text = NULL;
 
   json_builder_begin_object (b);
-  json_builder_set_member_name (b, "model");
-  json_builder_add_string_value (b, bl_model_get_path (model));
-  json_builder_set_member_name (b, "model_fingerprint");
-  json_builder_add_string_value (b, bl_model_get_fingerprint (model));
-  json_builder_set_member_name (b, "dataset_sha256");
-  json_builder_add_string_value (b, bl_text_source_get_sha256 (source));
+  bl_cli_json_add_model (b, model);
+  bl_cli_json_add_string (b, "dataset_sha256", bl_text_source_get_sha256 (source));
   json_builder_set_member_name (b, "calibration");
   if (json_parser_load_from_data (parser, prov, -1, NULL))
     json_builder_add_value (b, json_node_copy (json_parser_get_root (parser)));
@@ -106,30 +90,20 @@ print_json (BlCalib      *calib,
       if (!layer_selected (l, glob))
         continue;
       json_builder_begin_object (b);
-      json_builder_set_member_name (b, "name");
-      json_builder_add_string_value (b, l->name);
-      json_builder_set_member_name (b, "kind");
-      json_builder_add_string_value (b, bl_layer_kind_to_string (l->kind));
-      json_builder_set_member_name (b, "block");
-      json_builder_add_int_value (b, l->block);
-      json_builder_set_member_name (b, "rows");
-      json_builder_add_int_value (b, l->rows);
-      json_builder_set_member_name (b, "cols");
-      json_builder_add_int_value (b, l->cols);
-      json_builder_set_member_name (b, "tokens");
-      json_builder_add_int_value (b, l->n_tokens);
+      bl_cli_json_add_string (b, "name", l->name);
+      bl_cli_json_add_string (b, "kind", bl_layer_kind_to_string (l->kind));
+      bl_cli_json_add_int (b, "block", l->block);
+      bl_cli_json_add_int (b, "rows", l->rows);
+      bl_cli_json_add_int (b, "cols", l->cols);
+      bl_cli_json_add_int (b, "tokens", l->n_tokens);
       add_moments (b, "activation", &l->act);
       add_outliers (b, "activation_outliers", l->outlier_channels, l->n_outliers, l->act_absmax);
       json_builder_set_member_name (b, "histogram");
       json_builder_begin_object (b);
-      json_builder_set_member_name (b, "lo");
-      json_builder_add_double_value (b, l->hist_lo);
-      json_builder_set_member_name (b, "hi");
-      json_builder_add_double_value (b, l->hist_hi);
-      json_builder_set_member_name (b, "underflow");
-      json_builder_add_int_value (b, l->hist_underflow);
-      json_builder_set_member_name (b, "overflow");
-      json_builder_add_int_value (b, l->hist_overflow);
+      bl_cli_json_add_double (b, "lo", l->hist_lo);
+      bl_cli_json_add_double (b, "hi", l->hist_hi);
+      bl_cli_json_add_int (b, "underflow", l->hist_underflow);
+      bl_cli_json_add_int (b, "overflow", l->hist_overflow);
       json_builder_set_member_name (b, "bins");
       json_builder_begin_array (b);
       for (int k = 0; k < l->n_bins; k++)
@@ -152,23 +126,16 @@ print_json (BlCalib      *calib,
           const BlCalibBlock *blk = bl_calib_get_block (calib, k);
 
           json_builder_begin_object (b);
-          json_builder_set_member_name (b, "block");
-          json_builder_add_int_value (b, blk->block);
-          json_builder_set_member_name (b, "mean_cos");
-          json_builder_add_double_value (b, blk->mean_cos);
-          json_builder_set_member_name (b, "lim");
-          json_builder_add_double_value (b, blk->lim);
+          bl_cli_json_add_int (b, "block", blk->block);
+          bl_cli_json_add_double (b, "mean_cos", blk->mean_cos);
+          bl_cli_json_add_double (b, "lim", blk->lim);
           json_builder_end_object (b);
         }
       json_builder_end_array (b);
     }
   json_builder_end_object (b);
 
-  root = json_builder_get_root (b);
-  json_generator_set_root (gen, root);
-  json_generator_set_pretty (gen, TRUE);
-  text = json_generator_to_data (gen, NULL);
-  g_print ("%s\n", text);
+  bl_cli_print_json (b);
 }
 
 /* "ch:value ch:value …" for the first few outliers */

@@ -105,34 +105,22 @@ print_json (BlModel                 *model,
             const char              *plan_json)
 {
   g_autoptr(JsonBuilder) b = json_builder_new ();
-  g_autoptr(JsonGenerator) gen = json_generator_new ();
-  g_autoptr(JsonNode) root = NULL;
-  g_autofree char *text = NULL;
   BlMcTask task = bl_mc_set_get_task (set);
   gboolean choice = m->n_choice_items > 0;
 
   json_builder_begin_object (b);
-  json_builder_set_member_name (b, "model");
-  json_builder_add_string_value (b, bl_model_get_path (model));
-  json_builder_set_member_name (b, "model_fingerprint");
-  json_builder_add_string_value (b, bl_model_get_fingerprint (model));
-  json_builder_set_member_name (b, "task");
-  json_builder_add_string_value (b, bl_mc_task_to_string (task));
-  json_builder_set_member_name (b, "dataset");
-  json_builder_add_string_value (b, bl_mc_set_get_name (set));
-  json_builder_set_member_name (b, "dataset_sha256");
-  json_builder_add_string_value (b, bl_mc_set_get_sha256 (set));
+  bl_cli_json_add_model (b, model);
+  bl_cli_json_add_string (b, "task", bl_mc_task_to_string (task));
+  bl_cli_json_add_string (b, "dataset", bl_mc_set_get_name (set));
+  bl_cli_json_add_string (b, "dataset_sha256", bl_mc_set_get_sha256 (set));
   json_builder_set_member_name (b, "plan");
   if (plan_json != NULL)
     json_builder_add_value (b, json_from_string (plan_json, NULL));
   else
     json_builder_add_null_value (b);
-  json_builder_set_member_name (b, "add_bos");
-  json_builder_add_boolean_value (b, opts->add_bos);
-  json_builder_set_member_name (b, "items");
-  json_builder_add_int_value (b, bl_zeroshot_get_n_items (zs));
-  json_builder_set_member_name (b, "items_done");
-  json_builder_add_int_value (b, m->n_items);
+  bl_cli_json_add_boolean (b, "add_bos", opts->add_bos);
+  bl_cli_json_add_int (b, "items", bl_zeroshot_get_n_items (zs));
+  bl_cli_json_add_int (b, "items_done", m->n_items);
   bl_cli_json_add_double_or_null (b, "acc", m->acc);
   bl_cli_json_add_double_or_null (b, "acc_stderr", m->acc_stderr);
   json_builder_set_member_name (b, "acc_ci95");
@@ -149,8 +137,7 @@ print_json (BlModel                 *model,
     {
       bl_cli_json_add_double_or_null (b, "chance", m->chance);
       bl_cli_json_add_double_or_null (b, "ece", m->ece);
-      json_builder_set_member_name (b, "ece_bins");
-      json_builder_add_int_value (b, m->ece_bins);
+      bl_cli_json_add_int (b, "ece_bins", m->ece_bins);
       bl_cli_json_add_double_or_null (b, "brier", m->brier);
       bl_cli_json_add_double_or_null (b, "balance", m->balance);
       bl_cli_json_add_double_or_null (b, "mean_confidence", m->mean_confidence);
@@ -158,20 +145,13 @@ print_json (BlModel                 *model,
   else
     bl_cli_json_add_double_or_null (b, "ppl", m->ppl);
   bl_cli_json_add_double_or_null (b, "mean_gold_loglik", m->mean_loglik);
-  json_builder_set_member_name (b, "backend");
-  json_builder_add_string_value (b, backend);
-  json_builder_set_member_name (b, "threads");
-  json_builder_add_int_value (b, n_threads);
+  bl_cli_json_add_string (b, "backend", backend);
+  bl_cli_json_add_int (b, "threads", n_threads);
   bl_cli_json_add_double_or_null (b, "seconds", bl_zeroshot_get_wall_seconds (zs));
-  json_builder_set_member_name (b, "result_id");
-  json_builder_add_int_value (b, store_id);
+  bl_cli_json_add_int (b, "result_id", store_id);
   json_builder_end_object (b);
 
-  root = json_builder_get_root (b);
-  json_generator_set_root (gen, root);
-  json_generator_set_pretty (gen, TRUE);
-  text = json_generator_to_data (gen, NULL);
-  g_print ("%s\n", text);
+  bl_cli_print_json (b);
 }
 
 static void
