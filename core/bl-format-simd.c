@@ -814,6 +814,7 @@ BL_SIMD_INLINE void
 group_scale (const BlSimdRow *r,
              const float     *x,
              gint64           n,
+             int              selector,
              float           *out_s,
              float           *out_aux)
 {
@@ -821,6 +822,33 @@ group_scale (const BlSimdRow *r,
 
   switch (r->kind)
     {
+    case BL_SIMD_ROW_MIXED:
+      {
+        /* int2+int4 (mixed_params): asymmetric, 4 bits where the prepare pass selected */
+        float maxq = selector ? 15.0f : 3.0f, lo, hi, s;
+
+        minmax_loop (x, n, 0.0f, &lo, &hi);
+        lo *= r->shrink;
+        hi *= r->shrink;
+        s = bl_scale_store (r->scale_type, (hi - lo) / maxq, &code);
+        *out_s = s;
+        *out_aux = s > 0.0f ? (float) (int) bl_scale_clamp (bl_scale_rne (bl_scale_clamp (-lo / s, 0.0f, maxq)), 0.0f, maxq)
+                            : 0.0f;
+      }
+      break;
+    case BL_SIMD_ROW_DUAL:
+      {
+        /* dual_params: the asymmetric 2-bit grid {−s, 0, s, 2s} or its mirror as α₁, α₂ */
+        float lo, hi, s, z;
+
+        minmax_loop (x, n, 0.0f, &lo, &hi);
+        s = (hi - lo) / 3.0f;
+        z = bl_scale_clamp (-lo / s, 0.0f, 3.0f);
+        z = s > 0.0f ? (z == z ? bl_scale_rne (z) : 0.0f) : 1.0f;
+        *out_s = bl_scale_store (r->scale_type, (z <= 1.0f ? 2.0f : -2.0f) * s, &code);
+        *out_aux = bl_scale_store (r->scale_type, z <= 1.0f ? -s : s, &code);
+      }
+      break;
     case BL_SIMD_ROW_INT_ABSMAX:
       *out_s = bl_scale_store (r->scale_type, r->shrink * amax_loop (x, n) / (r->half - 1.0f), &code);
       break;
@@ -875,12 +903,19 @@ group_elements (const BlSimdRow *r,
                 const Fp8       *c,
                 const float     *x,
                 gint64           n,
+                int              selector,
                 float            s,
                 float            aux,
                 float           *y)
 {
   switch (r->kind)
     {
+    case BL_SIMD_ROW_MIXED:
+      int_rne_loop (x, n, s, 1.0f, 1.0f, -aux, (selector ? 15.0f : 3.0f) - aux, y);
+      break;
+    case BL_SIMD_ROW_DUAL:
+      dual_loop (x, n, s, aux, y);
+      break;
     case BL_SIMD_ROW_INT_ABSMAX:
       int_rne_loop (x, n, s, 1.0f, 1.0f, -(r->half - 1.0f), r->half - 1.0f, y);
       break;
@@ -1268,20 +1303,166 @@ bitmod_group (const BlSimdRow *r,
     memcpy (y, rows[a], sizeof (float) * (gsize) n);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* complex-2bit (methods.md §13d): the reference (complex_params) sums |re| over the ±1 pairs
+ * and |im| over the ±i pairs in double, pair by pair. When every term is a multiple of the
+ * smallest term's ulp and the sums stay below 2^53 such units, every partial sum is exact in
+ * any order, so the vector lanes may add them in theirs; otherwise the pairs are summed in
+ * the reference's order. */
+
+/* per lane of a pair (both lanes alike): whether the phase is ±1, and whether it is negative,
+ * exactly as phase_code decides: 0 → +1, then the sectors +1, +i, −i, and −1 for the rest */
+#define complex_masks8(v, even, out_re, out_neg) \
+  G_STMT_START { \
+    v8f cm_v_ = (v), cm_w_ = SHUF8 (cm_v_, 1, 0, 3, 2, 5, 4, 7, 6), cm_z_ = splat (0.0f); \
+    v8f cm_a_ = select8 ((even), cm_v_, cm_w_), cm_b_ = select8 ((even), cm_w_, cm_v_); \
+    v8f cm_na_ = (v8f) ((v8u) cm_a_ ^ splatu (0x80000000u)), cm_nb_ = (v8f) ((v8u) cm_b_ ^ splatu (0x80000000u)); \
+    v8i cm_first_ = ((cm_a_ == cm_z_) & (cm_b_ == cm_z_)) | ((cm_a_ > cm_z_) & (cm_b_ >= cm_na_) & (cm_b_ < cm_a_)); \
+    v8i cm_c2_ = (cm_b_ > cm_z_) & (cm_a_ <= cm_b_) & (cm_a_ > cm_nb_); \
+    v8i cm_c3_ = (cm_b_ < cm_z_) & (cm_a_ >= cm_b_) & (cm_a_ < cm_nb_); \
+    *(out_re) = cm_first_ | (~cm_c2_ & ~cm_c3_); \
+    *(out_neg) = ~(cm_first_ | cm_c2_); \
+  } G_STMT_END
+
+static inline int
+complex_phase1 (float a,
+                float b)
+{
+  if (a == 0.0f && b == 0.0f)
+    return 0;
+  if (a > 0.0f && b >= -a && b < a)
+    return 0;
+  if (b > 0.0f && a <= b && a > -b)
+    return 2;
+  if (b < 0.0f && a >= b && a < -b)
+    return 3;
+  return 1;
+}
+
+/* the ulp exponent field of a nonzero |term| (subnormals share the smallest normal's) */
+static inline int
+complex_ulp_field (guint32 bits)
+{
+  return MAX (1, (int) (bits >> 23));
+}
+
+BL_SIMD_INLINE void
+complex_group (const BlSimdRow *r,
+               const float     *x,
+               gint64           n,
+               float           *y)
+{
+  typedef double v4d __attribute__ ((vector_size (32)));
+  const v8i even = { -1, 0, -1, 0, -1, 0, -1, 0 };
+  v4d acc_lo = { 0 }, acc_hi = { 0 };
+  v8u hi8 = splatu (0), lo8 = splatu (0x7fffffffu);
+  v8i cnt8 = (v8i) splatu (0);
+  double sum_re = 0.0, sum_im = 0.0;
+  gint64 n_re = 0, n_im = 0, i = 0, n_vec = n / 8 * 8;
+  guint32 hi = 0, lo = 0x7fffffffu;
+  float s_re, s_im;
+  guint32 code;
+
+  for (; i < n_vec; i += 8)
+    {
+      v8f v = load8 (x + i);
+      v8i is_re, neg;
+      v8f term;
+
+      complex_masks8 (v, even, &is_re, &neg);
+      /* the real part of a ±1 pair, the imaginary part of a ±i pair, else 0 */
+      term = (v8f) ((v8u) v & splatu (0x7fffffffu) & (v8u) ~(even ^ is_re));
+      hi8 = umax8 (hi8, (v8u) term);
+      lo8 = (v8u) select8 (((v8i) term != 0) & ((v8i) term < (v8i) lo8), term, (v8f) lo8);
+      cnt8 -= even & is_re;
+      acc_lo += (v4d) { term[0], term[1], term[2], term[3] };
+      acc_hi += (v4d) { term[4], term[5], term[6], term[7] };
+    }
+  for (int l = 0; l < 8; l++)
+    {
+      hi = MAX (hi, hi8[l]);
+      lo = MIN (lo, lo8[l]);
+      n_re += cnt8[l];
+    }
+  n_im = n_vec / 2 - n_re;
+  sum_re = (acc_lo[0] + acc_lo[2]) + (acc_hi[0] + acc_hi[2]);
+  sum_im = (acc_lo[1] + acc_lo[3]) + (acc_hi[1] + acc_hi[3]);
+  for (; i < n; i += 2)
+    {
+      float a = x[i], b = i + 1 < n ? x[i + 1] : 0.0f;
+      guint32 t = fbits (complex_phase1 (a, b) < 2 ? fabsf (a) : fabsf (b));
+
+      hi = MAX (hi, t);
+      lo = t != 0 ? MIN (lo, t) : lo;
+      if (complex_phase1 (a, b) < 2)
+        {
+          sum_re += fabsf (a);
+          n_re++;
+        }
+      else
+        {
+          sum_im += fabsf (b);
+          n_im++;
+        }
+    }
+  /* exact sums: finite terms within 29 − log2(pairs) binades of one another */
+  if (hi >= 0x7f800000u
+      || (hi != 0 && complex_ulp_field (hi) - complex_ulp_field (lo) + g_bit_storage ((gulong) (n / 2 + 1)) > 28))
+    {
+      sum_re = sum_im = 0.0;
+      for (i = 0; i < n; i += 2)
+        {
+          float a = x[i], b = i + 1 < n ? x[i + 1] : 0.0f;
+
+          if (complex_phase1 (a, b) < 2)
+            sum_re += fabsf (a);
+          else
+            sum_im += fabsf (b);
+        }
+    }
+  s_re = bl_scale_store (r->scale_type, n_re ? (float) (sum_re / (double) n_re) : 0.0f, &code);
+  s_im = bl_scale_store (r->scale_type, n_im ? (float) (sum_im / (double) n_im) : 0.0f, &code);
+
+  {
+    const v8f val = { s_re, s_im, s_re, s_im, s_re, s_im, s_re, s_im };
+    const v8f nval = (v8f) ((v8u) val ^ splatu (0x80000000u));
+
+    for (i = 0; i < n_vec; i += 8)
+      {
+        v8i is_re, neg;
+
+        complex_masks8 (load8 (x + i), even, &is_re, &neg);
+        store8 (y + i, (v8f) ((v8u) select8 (neg, nval, val) & (v8u) ~(even ^ is_re)));
+      }
+  }
+  for (; i < n; i += 2)
+    {
+      int c = complex_phase1 (x[i], i + 1 < n ? x[i + 1] : 0.0f);
+
+      y[i] = c >= 2 ? 0.0f : (c & 1 ? -s_re : s_re);
+      if (i + 1 < n)
+        y[i + 1] = c < 2 ? 0.0f : (c & 1 ? -s_im : s_im);
+    }
+}
+
 BL_SIMD_INLINE void
 fake_row_loop (const BlSimdRow *r,
                const float     *x,
                gint64           n,
                gint64           group_size,
+               const guint8    *selectors,
                float           *y)
 {
   Fp8 c;
   float s[ROW_CHUNK], aux[ROW_CHUNK];
 
-  if (r->kind == BL_SIMD_ROW_BITMOD)
+  if (r->kind == BL_SIMD_ROW_BITMOD || r->kind == BL_SIMD_ROW_COMPLEX)
     {
       for (gint64 off = 0; off < n; off += group_size)
-        bitmod_group (r, x + off, MIN (group_size, n - off), y + off);
+        if (r->kind == BL_SIMD_ROW_BITMOD)
+          bitmod_group (r, x + off, MIN (group_size, n - off), y + off);
+        else
+          complex_group (r, x + off, MIN (group_size, n - off), y + off);
       return;
     }
   fp8_init (&c, &r->fp);
@@ -1303,7 +1484,8 @@ fake_row_loop (const BlSimdRow *r,
           gint64 off = base + g * group_size;
 
           aux[g] = 0.0f;
-          group_scale (r, x + off, MIN (group_size, n - off), &s[g], &aux[g]);
+          group_scale (r, x + off, MIN (group_size, n - off), selectors != NULL ? selectors[off / group_size] : 0,
+                       &s[g], &aux[g]);
         }
       g = 0;
       if (r->kind == BL_SIMD_ROW_NVFP4 && group_size % 8 == 0)
@@ -1329,7 +1511,8 @@ fake_row_loop (const BlSimdRow *r,
         {
           gint64 off = base + g * group_size;
 
-          group_elements (r, &c, x + off, MIN (group_size, n - off), s[g], aux[g], y + off);
+          group_elements (r, &c, x + off, MIN (group_size, n - off), selectors != NULL ? selectors[off / group_size] : 0,
+                          s[g], aux[g], y + off);
         }
     }
 }
@@ -1339,7 +1522,8 @@ bl_simd_fake_row (const BlSimdRow *r,
                   const float     *x,
                   gint64           n,
                   gint64           group_size,
+                  const guint8    *selectors,
                   float           *y)
 {
-  fake_row_loop (r, x, n, group_size, y);
+  fake_row_loop (r, x, n, group_size, selectors, y);
 }

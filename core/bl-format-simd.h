@@ -34,6 +34,9 @@ typedef enum
   BL_SIMD_ROW_NVINT4,
   BL_SIMD_ROW_NF4,
   BL_SIMD_ROW_BITMOD,
+  BL_SIMD_ROW_DUAL,
+  BL_SIMD_ROW_COMPLEX,
+  BL_SIMD_ROW_MIXED,
 } BlSimdRowKind;
 
 /* the largest group the BitMoD row keeps its four candidate rows for (on the stack) */
@@ -74,6 +77,7 @@ void  bl_simd_fake_row (const BlSimdRow  *r,
                         const float      *x,
                         gint64            n,
                         gint64            group_size,
+                        const guint8     *selectors,
                         float            *y);
 void  bl_simd_fp_init  (BlSimdFp         *f,
                         const BlFpFormat *fmt,

@@ -1091,6 +1091,23 @@ complex_decode (const BlFormatCtx   *ctx,
     }
 }
 
+static void
+complex_fake_fast (const BlFormatCtx   *ctx,
+                   const BlGroupParams *p,
+                   const float         *x,
+                   gint64               n,
+                   float               *y)
+{
+  for (gint64 i = 0; i < n; i += 2)
+    {
+      int c = phase_code (x[i], i + 1 < n ? x[i + 1] : 0.0f);
+
+      y[i] = c >= 2 ? 0.0f : (c & 1 ? -p->scale[0] : p->scale[0]);
+      if (i + 1 < n)
+        y[i + 1] = c < 2 ? 0.0f : (c & 1 ? -p->scale[1] : p->scale[1]);
+    }
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* BitMoD: per group the extended FP grid of least squared error (methods.md §12) */
 
@@ -1525,6 +1542,30 @@ nf4_row_setup (const BlFormatCtx *ctx,
   return TRUE;
 }
 
+static gboolean
+dual_row_setup (const BlFormatCtx *ctx,
+                BlSimdRow         *row)
+{
+  row_common (ctx, row, BL_SIMD_ROW_DUAL);
+  return TRUE;
+}
+
+static gboolean
+complex_row_setup (const BlFormatCtx *ctx,
+                   BlSimdRow         *row)
+{
+  row_common (ctx, row, BL_SIMD_ROW_COMPLEX);
+  return TRUE;
+}
+
+static gboolean
+mixed_row_setup (const BlFormatCtx *ctx,
+                 BlSimdRow         *row)
+{
+  row_common (ctx, row, BL_SIMD_ROW_MIXED);
+  return TRUE;
+}
+
 /* BitMoD's grids as the fused row needs them: a symmetric base, whose magnitudes the row
  * computes from their spacing, plus one extra value per grid (methods.md §12: ER adds ±10 or
  * ±3, EA ±16 or ±6). Any other shape of grid keeps the generic path. */
@@ -1671,13 +1712,14 @@ static const BlFormatTraits traits_table[BL_FORMAT_N_FAMILIES] = {
     .description = "DB-LLM dual binarization: two scaled binary planes per weight",
     .examples = dual_examples, .element_bits = 2, .block_size = 0,
     .layout = dual_layout, .params = dual_params, .encode = dual_encode, .decode = dual_decode,
-    .fake_fast = dual_fake_fast,
+    .fake_fast = dual_fake_fast, .row_setup = dual_row_setup,
   },
   [BL_FORMAT_COMPLEX_2BIT] = {
     .family = BL_FORMAT_COMPLEX_2BIT, .name = "complex-2bit",
     .description = "iFairy PhaseQuant: weight pairs as complex numbers in {±1, ±i} with axis scales",
     .examples = complex_examples, .element_bits = 1, .block_size = 0,
     .layout = complex_layout, .params = complex_params, .encode = complex_encode, .decode = complex_decode,
+    .fake_fast = complex_fake_fast, .row_setup = complex_row_setup,
   },
   [BL_FORMAT_BITMOD] = {
     .family = BL_FORMAT_BITMOD, .name = "bitmod",
@@ -1691,7 +1733,7 @@ static const BlFormatTraits traits_table[BL_FORMAT_N_FAMILIES] = {
     .description = "asymmetric 2-bit groups with the widest-range share of groups kept at 4 bits",
     .examples = mixed_examples, .element_bits = 2, .block_size = 128,
     .layout = mixed_layout, .prepare = mixed_prepare, .params = mixed_params, .encode = mixed_encode,
-    .decode = int_decode, .fake_fast = mixed_fake_fast,
+    .decode = int_decode, .fake_fast = mixed_fake_fast, .row_setup = mixed_row_setup,
   },
   [BL_FORMAT_BF16] = {
     .family = BL_FORMAT_BF16, .name = "bf16",

@@ -502,7 +502,8 @@ fake_job_run (FakeJob *job)
 
       if (job->row != NULL)
         {
-          bl_simd_fake_row (job->row, xr, ctx->n_cols, ctx->group_size, yr);
+          bl_simd_fake_row (job->row, xr, ctx->n_cols, ctx->group_size,
+                            ctx->selectors != NULL ? ctx->selectors + r * ctx->groups_per_row : NULL, yr);
           continue;
         }
       for (gint64 g = 0; g < ctx->groups_per_row; g++)

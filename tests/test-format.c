@@ -1303,6 +1303,27 @@ test_fast_bitmod_boundaries (void)
     check_all_paths (specs[s], x, rows, cols);
 }
 
+/* complex-2bit's scales on rows whose double sums round: 1 + 2^−24 then thirty 2^−55 terms
+ * over 32 pairs is an exact fp32 tie after the division when summed in the reference's order
+ * (each 2^−55 is lost), and not in any other order; the fused row must take the reference's */
+static void
+test_fast_complex_sum_order (void)
+{
+  static const char *const specs[] = { "complex-2bit:scale=fp32", "complex-2bit:g64:scale=fp32" };
+  const gint64 rows = 2, cols = 64;
+  float x[2 * 64] = { 0 };
+
+  for (gint64 p = 0; p < cols / 2; p++)
+    {
+      float t = p == 0 ? 1.0f : p == 1 ? ldexpf (1.0f, -24) : ldexpf (1.0f, -55);
+
+      x[2 * p] = t;                  /* row 0: real axis */
+      x[cols + 2 * p + 1] = -t;      /* row 1: imaginary axis */
+    }
+  for (gsize s = 0; s < G_N_ELEMENTS (specs); s++)
+    check_all_paths (specs[s], x, rows, cols);
+}
+
 static void
 test_fast_fp_exhaustive_ties (void)
 {
@@ -1461,6 +1482,7 @@ main (int    argc,
   g_test_add_func ("/bitlens/format/fast/matches-reference", test_fast_matches_reference);
   g_test_add_func ("/bitlens/format/fast/fp-boundaries", test_fast_fp_exhaustive_ties);
   g_test_add_func ("/bitlens/format/fast/bitmod-boundaries", test_fast_bitmod_boundaries);
+  g_test_add_func ("/bitlens/format/fast/complex-sum-order", test_fast_complex_sum_order);
   g_test_add_func ("/bitlens/format/packed/corrupt", test_packed_corrupt);
 
   return g_test_run ();
