@@ -303,13 +303,8 @@ bl_cli_allocate_main (int    argc,
     return bl_cli_usage_error ("allocate", "%s needs a menu of at least two formats", job.method);
   if (ratios != NULL && !bl_cli_parse_doubles (ratios, &job.ratios, &error))
     return bl_cli_usage_error ("allocate", "%s", error->message);
-  for (guint m = 0; menu[m] != NULL; m++)
-    {
-      BlFormatSpec spec;
-
-      if (!g_str_equal (menu[m], "none") && !bl_format_spec_parse (menu[m], &spec, &error))
-        return bl_cli_report_error (error);
-    }
+  if (!bl_cli_check_menu (menu, &error))
+    return bl_cli_report_error (error);
 
   if (!bl_cli_budget_open (&budget, argc == 2 ? argv[1] : NULL, &bo, &error))
     return bl_cli_report_error (error);

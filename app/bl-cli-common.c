@@ -164,6 +164,30 @@ bl_cli_parse_doubles (const char  *list,
   return TRUE;
 }
 
+/**
+ * bl_cli_check_menu:
+ * @menu: the formats an allocator may give a layer, %NULL-terminated
+ * @error: return location for the parse error of the first bad spec
+ *
+ * Checks every format of a `--menu` before the slow work starts; "none" (full precision)
+ * is a valid entry.
+ *
+ * Returns: %TRUE when every entry is "none" or a format spec
+ */
+gboolean
+bl_cli_check_menu (char   **menu,
+                   GError **error)
+{
+  for (guint m = 0; menu[m] != NULL; m++)
+    {
+      BlFormatSpec spec;
+
+      if (!g_str_equal (menu[m], "none") && !bl_format_spec_parse (menu[m], &spec, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
 /* --- models and texts -------------------------------------------------------------------------- */
 
 /**

@@ -268,13 +268,8 @@ bl_cli_sweep_main (int    argc,
     return bl_cli_usage_error ("sweep", "%s", error->message);
   if (eval_windows <= 0 || eval_ctx < 0 || top_k < 0)
     return bl_cli_usage_error ("sweep", "--eval-windows must be positive, --eval-ctx and --top-k not negative");
-  for (guint m = 0; menu[m] != NULL; m++)
-    {
-      BlFormatSpec spec;
-
-      if (!g_str_equal (menu[m], "none") && !bl_format_spec_parse (menu[m], &spec, &error))
-        return bl_cli_report_error (error);
-    }
+  if (!bl_cli_check_menu (menu, &error))
+    return bl_cli_report_error (error);
 
   if (!bl_cli_budget_open (&budget, argc == 2 ? argv[1] : NULL, &bo, &error))
     return bl_cli_report_error (error);

@@ -42,6 +42,8 @@ char    **bl_cli_split_list          (char           **values);
 gboolean  bl_cli_parse_doubles       (const char      *list,
                                       GArray         **out,
                                       GError         **error);
+gboolean  bl_cli_check_menu          (char           **menu,
+                                      GError         **error);
 
 /* --- models and texts -------------------------------------------------------------------------- */
 
