@@ -56,6 +56,7 @@ typedef struct
   guint8 *selectors;          /* int2+int4: 1 for the 4-bit groups, owned */
   gint64 n_selected;
   int prepare_threads;        /* threads the tensor-level pass may use; 1 elsewhere */
+  gboolean fast_params;       /* params_fast may stand in for params (not in the oracle) */
 } BlFormatCtx;
 
 struct _BlFormatTraits
@@ -81,6 +82,15 @@ struct _BlFormatTraits
                          double                shrink,
                          float                *scratch,
                          BlGroupParams        *p);
+  /* the same parameters bit for bit by a faster route (tests/test-format.c compares them);
+   * NULL when params is the only one */
+  void     (*params_fast) (const BlFormatCtx  *ctx,
+                           const float        *x,
+                           gint64              n,
+                           gint64              group_index,
+                           double              shrink,
+                           float              *scratch,
+                           BlGroupParams      *p);
   void     (*encode)    (const BlFormatCtx    *ctx,
                          const BlGroupParams  *p,
                          const float          *x,
@@ -108,6 +118,10 @@ struct _BlFormatTraits
 
 const BlFormatTraits *bl_format_traits_lookup (BlFormatFamily family);
 
+void        bl_format_run_parallel            (void              (*run) (gpointer task),
+                                               gpointer            tasks,
+                                               gsize               task_size,
+                                               int                 n);
 float       bl_format_parallel_amax           (const float        *x,
                                                gint64              n,
                                                int                 n_threads);

@@ -199,6 +199,104 @@ minmax_loop (const float *x,
   *out_hi = hi;
 }
 
+/* counts[k] = #{i : bits(|x[i]|) < pivots[k]} for eight pivots, counts[8] = the NaNs; the bit
+ * patterns of |x| order like the values, NaNs above Inf */
+BL_SIMD_INLINE void
+count_below_loop (const float   *x,
+                  gint64         n,
+                  const guint32 *pivots,
+                  gint64        *counts)
+{
+  v8i p[8], c[9];
+  gint64 i = 0;
+
+  for (int k = 0; k < 8; k++)
+    p[k] = (v8i) splatu (pivots[k]);
+  for (int k = 0; k < 9; k++)
+    c[k] = (v8i) splatu (0);
+  for (int k = 0; k < 9; k++)
+    counts[k] = 0;
+  while (i + 8 <= n)
+    {
+      /* lane counters are flushed before they can overflow */
+      gint64 end = MIN (n - (n - i) % 8, i + ((gint64) 1 << 30));
+
+      for (; i < end; i += 8)
+        {
+          /* the top bit is clear, so the signed comparison orders them */
+          v8i b = (v8i) ((v8u) load8 (x + i) & splatu (0x7fffffffu));
+
+          c[0] -= b < p[0];
+          c[1] -= b < p[1];
+          c[2] -= b < p[2];
+          c[3] -= b < p[3];
+          c[4] -= b < p[4];
+          c[5] -= b < p[5];
+          c[6] -= b < p[6];
+          c[7] -= b < p[7];
+          c[8] -= b > (v8i) splatu (0x7f800000u);
+        }
+      for (int k = 0; k < 9; k++)
+        {
+          for (int l = 0; l < 8; l++)
+            counts[k] += c[k][l];
+          c[k] = (v8i) splatu (0);
+        }
+    }
+  for (; i < n; i++)
+    {
+      guint32 b = fbits (x[i]) & 0x7fffffffu;
+
+      for (int k = 0; k < 8; k++)
+        counts[k] += b < pivots[k];
+      counts[8] += b > 0x7f800000u;
+    }
+}
+
+BL_SIMD_CLONES void
+bl_simd_count_below (const float   *x,
+                     gint64         n,
+                     const guint32 *pivots,
+                     gint64        *counts)
+{
+  count_below_loop (x, n, pivots, counts);
+}
+
+/* appends to @out the bit patterns of |x[i]| in [lo, hi), in order; returns how many */
+BL_SIMD_CLONES gint64
+bl_simd_collect_range (const float *x,
+                       gint64       n,
+                       guint32      lo,
+                       guint32      hi,
+                       guint32     *out)
+{
+  const v8u lo8 = splatu (lo), width8 = splatu (hi - lo);
+  gint64 m = 0, i = 0;
+
+  for (; i + 8 <= n; i += 8)
+    {
+      v8u d = (((v8u) load8 (x + i) & splatu (0x7fffffffu)) - lo8);
+      /* unsigned d < width, with the sign flipped for the signed comparison */
+      v8i in = (v8i) (d ^ splatu (0x80000000u)) < (v8i) (width8 ^ splatu (0x80000000u));
+      v8u any = (v8u) in;
+
+      any |= SHUF8 (any, 4, 5, 6, 7, 0, 1, 2, 3);
+      any |= SHUF8 (any, 2, 3, 0, 1, 6, 7, 4, 5);
+      if ((any[0] | any[1]) != 0)
+        for (int l = 0; l < 8; l++)
+          if (in[l])
+            out[m++] = d[l] + lo;
+    }
+  for (; i < n; i++)
+    {
+      guint32 b = fbits (x[i]) & 0x7fffffffu;
+
+      if (b - lo < hi - lo)
+        out[m++] = b;
+    }
+  return m;
+}
+
 /* y = RNE(clamp(nan→0(x/s · pre), lo, hi)) · post · s */
 BL_SIMD_INLINE void
 int_rne_loop (const float *x,

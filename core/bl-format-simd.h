@@ -79,6 +79,15 @@ void  bl_simd_fake_row (const BlSimdRow  *r,
                         gint64            group_size,
                         const guint8     *selectors,
                         float            *y);
+void  bl_simd_count_below (const float   *x,
+                           gint64         n,
+                           const guint32 *pivots,
+                           gint64        *counts);
+gint64 bl_simd_collect_range (const float *x,
+                              gint64       n,
+                              guint32      lo,
+                              guint32      hi,
+                              guint32     *out);
 void  bl_simd_fp_init  (BlSimdFp         *f,
                         const BlFpFormat *fmt,
                         gboolean          saturate);

@@ -848,6 +848,183 @@ ternary_params (const BlFormatCtx *ctx,
   p->scale[0] = bl_format_store_scale (ctx->spec.scale_type, gamma, &p->scale_code[0]);
 }
 
+/* The lower median of |x| without sorting the tensor (for params_fast): the bit patterns of
+ * |x| order like the values, so the k-th smallest is one exact value. Eight pivots taken from
+ * a sample of 1024 values bracket rank k; one pass counts the values below each pivot, a
+ * second collects the values between the two pivots around rank k, and quickselect finds the
+ * answer among those few. Both passes split the tensor over the prepare threads. FALSE for
+ * small tensors, NaNs, or a sample so unlucky that the bracket holds a quarter of the tensor
+ * (the caller then takes the reference). */
+
+#define MEDIAN_SAMPLE 1024
+
+typedef struct
+{
+  const float *x;
+  gint64 n;
+  const guint32 *pivots;
+  gint64 counts[9];
+  guint32 lo;
+  guint32 hi;
+  guint32 *out;
+} MedianTask;
+
+static void
+median_count_task (gpointer data)
+{
+  MedianTask *t = data;
+
+  bl_simd_count_below (t->x, t->n, t->pivots, t->counts);
+}
+
+static void
+median_collect_task (gpointer data)
+{
+  MedianTask *t = data;
+
+  bl_simd_collect_range (t->x, t->n, t->lo, t->hi, t->out);
+}
+
+static int
+compare_u32 (gconstpointer a,
+             gconstpointer b)
+{
+  guint32 u = *(const guint32 *) a, v = *(const guint32 *) b;
+
+  return u < v ? -1 : u > v;
+}
+
+/* the @k-th smallest (from 0) of @n bit patterns, by quickselect on @buf */
+static guint32
+select_u32 (guint32 *buf,
+            gint64   n,
+            gint64   k)
+{
+  gint64 lo = 0, hi = n - 1;
+
+  while (hi > lo)
+    {
+      guint32 pivot = buf[lo + (hi - lo) / 2];
+      gint64 i = lo, j = hi;
+
+      while (i <= j)
+        {
+          while (buf[i] < pivot)
+            i++;
+          while (buf[j] > pivot)
+            j--;
+          if (i <= j)
+            {
+              guint32 t = buf[i];
+
+              buf[i] = buf[j];
+              buf[j] = t;
+              i++;
+              j--;
+            }
+        }
+      if (k <= j)
+        hi = j;
+      else if (k >= i)
+        lo = i;
+      else
+        break;
+    }
+  return buf[k];
+}
+
+static gboolean
+fast_lower_median (const BlFormatCtx *ctx,
+                   const float       *x,
+                   gint64             n,
+                   float             *scratch,
+                   float             *out)
+{
+  static const int spread[8] = { -96, -48, -24, -8, 8, 24, 48, 96 };
+  guint32 sample[MEDIAN_SAMPLE], pivots[8];
+  gint64 k = (n - 1) / 2, stride = n / MEDIAN_SAMPLE, rank, total[9] = { 0 }, below, above;
+  int n_threads = MAX (1, ctx->prepare_threads), j;
+  g_autofree MedianTask *tasks = NULL;
+  guint32 *cand = (guint32 *) scratch, lo, hi;
+  gint64 per, offset = 0;
+
+  if (n < 16 * MEDIAN_SAMPLE || scratch == NULL)
+    return FALSE;
+  for (int i = 0; i < MEDIAN_SAMPLE; i++)
+    {
+      guint32 b;
+
+      memcpy (&b, &x[i * stride + stride / 2], sizeof b);
+      sample[i] = b & 0x7fffffffu;
+    }
+  qsort (sample, MEDIAN_SAMPLE, sizeof sample[0], compare_u32);
+  rank = (gint64) ((double) k / (double) n * MEDIAN_SAMPLE);
+  for (int p = 0; p < 8; p++)
+    pivots[p] = sample[CLAMP (rank + spread[p], 0, MEDIAN_SAMPLE - 1)];
+
+  tasks = g_new0 (MedianTask, n_threads);
+  per = (n + n_threads - 1) / n_threads;
+  for (int t = 0; t < n_threads; t++)
+    {
+      tasks[t].x = x + MIN (n, per * t);
+      tasks[t].n = MIN (n, per * (t + 1)) - MIN (n, per * t);
+      tasks[t].pivots = pivots;
+    }
+  bl_format_run_parallel (median_count_task, tasks, sizeof *tasks, n_threads);
+  for (int t = 0; t < n_threads; t++)
+    for (int p = 0; p < 9; p++)
+      total[p] += tasks[t].counts[p];
+  if (total[8] > 0)
+    return FALSE;
+
+  /* the bracket [lo, hi): #{< lo} ≤ k < #{< hi}; j = −1 below the first pivot, 7 above the last */
+  for (j = 7; j >= 0 && total[j] > k; j--)
+    ;
+  lo = j >= 0 ? pivots[j] : 0;
+  below = j >= 0 ? total[j] : 0;
+  hi = j < 7 ? pivots[j + 1] : 0x7f800001u;
+  above = j < 7 ? total[j + 1] : n;
+  if (above - below > n / 4)
+    return FALSE;
+  for (int t = 0; t < n_threads; t++)
+    {
+      gint64 t_below = j >= 0 ? tasks[t].counts[j] : 0;
+      gint64 t_above = j < 7 ? tasks[t].counts[j + 1] : tasks[t].n;
+
+      tasks[t].lo = lo;
+      tasks[t].hi = hi;
+      tasks[t].out = cand + offset;
+      offset += t_above - t_below;
+    }
+  bl_format_run_parallel (median_collect_task, tasks, sizeof *tasks, n_threads);
+  {
+    guint32 b = select_u32 (cand, above - below, k - below);
+
+    memcpy (out, &b, sizeof *out);
+  }
+  return TRUE;
+}
+
+static void
+ternary_params_fast (const BlFormatCtx *ctx,
+                     const float       *x,
+                     gint64             n,
+                     gint64             group_index,
+                     double             shrink,
+                     float             *scratch,
+                     BlGroupParams     *p)
+{
+  float gamma;
+
+  if (ctx->spec.ternary_stat == BL_TERNARY_MEDIAN && fast_lower_median (ctx, x, n, scratch, &gamma))
+    {
+      memset (p, 0, sizeof *p);
+      p->scale[0] = bl_format_store_scale (ctx->spec.scale_type, gamma, &p->scale_code[0]);
+      return;
+    }
+  ternary_params (ctx, x, n, group_index, shrink, scratch, p);
+}
+
 static void
 ternary_encode (const BlFormatCtx   *ctx,
                 const BlGroupParams *p,
@@ -1704,7 +1881,8 @@ static const BlFormatTraits traits_table[BL_FORMAT_N_FAMILIES] = {
     .family = BL_FORMAT_TERNARY, .name = "ternary",
     .description = "BitNet b1.58 {-1, 0, +1} times mean|W| (absmean) or median|W|",
     .examples = ternary_examples, .element_bits = 2, .block_size = 0,
-    .layout = ternary_layout, .params = ternary_params, .encode = ternary_encode, .decode = ternary_decode,
+    .layout = ternary_layout, .params = ternary_params, .params_fast = ternary_params_fast,
+    .encode = ternary_encode, .decode = ternary_decode,
     .fake_fast = ternary_fake_fast, .needs_scratch = TRUE,
   },
   [BL_FORMAT_DUAL_BINARY] = {

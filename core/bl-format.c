@@ -362,10 +362,13 @@ group_params (const BlFormatCtx *ctx,
 {
   const BlFormatTraits *t = ctx->traits;
 
+  void (*params) (const BlFormatCtx *, const float *, gint64, gint64, double, float *, BlGroupParams *)
+    = ctx->fast_params && t->params_fast != NULL ? t->params_fast : t->params;
+
   switch (ctx->spec.clip)
     {
     case BL_CLIP_RATIO:
-      t->params (ctx, x, n, group_index, ctx->spec.clip_ratio, scratch, p);
+      params (ctx, x, n, group_index, ctx->spec.clip_ratio, scratch, p);
       break;
     case BL_CLIP_MSE:
       {
@@ -378,7 +381,7 @@ group_params (const BlFormatCtx *ctx,
             BlGroupParams q;
             double err;
 
-            t->params (ctx, x, n, group_index, 1.0 - (double) i / CLIP_GRID, scratch, &q);
+            params (ctx, x, n, group_index, 1.0 - (double) i / CLIP_GRID, scratch, &q);
             err = group_sq_error (ctx, &q, x, n, index0);
             if (err < best || i == 0)
               {
@@ -390,7 +393,7 @@ group_params (const BlFormatCtx *ctx,
       break;
     case BL_CLIP_NONE:
     default:
-      t->params (ctx, x, n, group_index, 1.0, scratch, p);
+      params (ctx, x, n, group_index, 1.0, scratch, p);
       break;
     }
 }
@@ -558,11 +561,11 @@ worker_pool (void)
 
 /* runs @run on each of the @n tasks of @tasks (@task_size bytes apart): the first in the
  * calling thread, the others on the pool, and returns when all are done */
-static void
-run_parallel (void     (*run) (gpointer task),
-              gpointer   tasks,
-              gsize      task_size,
-              int        n)
+void
+bl_format_run_parallel (void     (*run) (gpointer task),
+                        gpointer   tasks,
+                        gsize      task_size,
+                        int        n)
 {
   g_autofree PoolItem *items = g_new (PoolItem, n);
   JobBatch batch;
@@ -624,7 +627,7 @@ bl_format_parallel_amax (const float *x,
   per = (n + n_threads - 1) / n_threads;
   for (int t = 0; t < n_threads; t++)
     tasks[t] = (AmaxTask) { x + MIN (n, per * t), MIN (n, per * (t + 1)) - MIN (n, per * t), 0.0f };
-  run_parallel (amax_task_run, tasks, sizeof *tasks, n_threads);
+  bl_format_run_parallel (amax_task_run, tasks, sizeof *tasks, n_threads);
   for (int t = 0; t < n_threads; t++)
     {
       guint32 b;
@@ -668,6 +671,7 @@ fake_quant (const BlFormatSpec *spec,
   ctx_setup (&ctx, spec, n_rows, n_cols);
   /* the tensor-level statistics may use the threads; the per-group work never nests them */
   ctx.prepare_threads = MAX (n_threads, 1);
+  ctx.fast_params = allow_fast;
   if (!ctx_prepare (&ctx, src, error))
     return FALSE;
   ctx.prepare_threads = 1;
@@ -710,7 +714,7 @@ fake_quant (const BlFormatSpec *spec,
       job->fast = fast;
       job->scratch = scratch != NULL ? scratch + ctx.group_size * t : NULL;
     }
-  run_parallel (fake_job_task, jobs, sizeof *jobs, n_threads);
+  bl_format_run_parallel (fake_job_task, jobs, sizeof *jobs, n_threads);
   return TRUE;
 }
 

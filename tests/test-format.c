@@ -1324,6 +1324,37 @@ test_fast_complex_sum_order (void)
     check_all_paths (specs[s], x, rows, cols);
 }
 
+/* ternary:median's fast lower median (sampled pivots, counting and collecting passes) on
+ * tensors large enough to take it: continuous values, a handful of repeated values (the
+ * median tied many times), mostly zeros, a NaN, and samples that all land on outliers */
+static void
+test_fast_ternary_median (void)
+{
+  const gint64 rows = 96, cols = 700, n = rows * cols, stride = n / 1024;
+  g_autofree float *x = heavy_tailed (31, n);
+  g_autofree float *y = g_new (float, n);
+
+  check_all_paths ("ternary:median", x, rows, cols);
+  check_all_paths ("ternary:median:scale=fp16", x, rows, cols);
+  for (gint64 i = 0; i < n; i++)
+    y[i] = (float) ((i * 7919) % 5) * 0.25f - 0.5f;
+  check_all_paths ("ternary:median", y, rows, cols);
+  for (gint64 i = 0; i < n; i++)
+    y[i] = i % 3 == 0 ? x[i] : 0.0f;
+  check_all_paths ("ternary:median", y, rows, cols);
+  /* every sampled position (the middle of each stride) is an outlier: the pivots miss */
+  memcpy (y, x, sizeof (float) * n);
+  for (gint64 i = 0; i < 1024; i++)
+    y[i * stride + stride / 2] = 100.0f + (float) i;
+  check_all_paths ("ternary:median", y, rows, cols);
+  /* half of them: the bracket is wide but still holds rank k */
+  for (gint64 i = 0; i < 1024; i += 2)
+    y[i * stride + stride / 2] = x[i * stride + stride / 2];
+  check_all_paths ("ternary:median", y, rows, cols);
+  y[n / 2] = NAN;
+  check_all_paths ("ternary:median", y, rows, cols);
+}
+
 static void
 test_fast_fp_exhaustive_ties (void)
 {
@@ -1483,6 +1514,7 @@ main (int    argc,
   g_test_add_func ("/bitlens/format/fast/fp-boundaries", test_fast_fp_exhaustive_ties);
   g_test_add_func ("/bitlens/format/fast/bitmod-boundaries", test_fast_bitmod_boundaries);
   g_test_add_func ("/bitlens/format/fast/complex-sum-order", test_fast_complex_sum_order);
+  g_test_add_func ("/bitlens/format/fast/ternary-median", test_fast_ternary_median);
   g_test_add_func ("/bitlens/format/packed/corrupt", test_packed_corrupt);
 
   return g_test_run ();
