@@ -549,6 +549,17 @@ bl_cli_eval_main (int    argc,
         return bl_cli_report_error (error);
       qe = b.result;
       engine = bl_quant_engine_get_engine (qe);
+      {
+        g_auto(GStrv) fallbacks = bl_quant_engine_get_rtn_fallbacks (qe);
+
+        if (fallbacks[0] != NULL)
+          {
+            g_autofree char *list = g_strjoinv (", ", fallbacks);
+
+            g_printerr ("bitlens-cli: %u expert weights received no calibration token and were "
+                        "rounded to nearest instead: %s\n", g_strv_length (fallbacks), list);
+          }
+      }
     }
   else
     engine = s.engine;

@@ -9,6 +9,25 @@
 #include "bl-cli.h"
 #include "bl-cli-commands.h"
 
+
+/* the RoPE scaling as config.json names it, or where a GGUF file's rope_freqs came from */
+static const char *
+rope_scaling_name (const BlModelConfig *c)
+{
+  if (c->rope_freq_factors != NULL)
+    return "per-frequency factors (GGUF rope_freqs)";
+  switch (c->rope_scaling)
+    {
+    case BL_ROPE_LINEAR:
+      return "linear";
+    case BL_ROPE_LLAMA3:
+      return "llama3";
+    case BL_ROPE_DEFAULT:
+    default:
+      return "default";
+    }
+}
+
 static const char *
 model_dtypes (BlModel *model,
               char     buf[64])
@@ -61,6 +80,12 @@ print_info_json (BlModel *model)
   bl_cli_json_add_int (b, "vocab_size", c->vocab_size);
   bl_cli_json_add_int (b, "max_position_embeddings", c->max_position_embeddings);
   bl_cli_json_add_double (b, "rope_theta", c->rope_theta);
+  bl_cli_json_add_string (b, "rope_scaling", rope_scaling_name (c));
+  if (c->rope_scaling != BL_ROPE_DEFAULT && c->rope_freq_factors == NULL)
+    bl_cli_json_add_double (b, "rope_factor", c->rope_factor);
+  bl_cli_json_add_int (b, "sliding_window", c->sliding_window);
+  if (c->sliding_window > 0)
+    bl_cli_json_add_int (b, "max_window_layers", c->max_window_layers);
   bl_cli_json_add_double (b, "rms_norm_eps", c->rms_norm_eps);
   bl_cli_json_add_boolean (b, "tie_word_embeddings", c->tie_word_embeddings);
   bl_cli_json_add_int (b, "n_params", bl_model_get_n_params (model));
@@ -127,6 +152,14 @@ print_info_text (BlModel *model)
            c->n_heads, c->n_kv_heads, c->n_heads / MAX (c->n_kv_heads, 1), c->head_dim);
   g_print ("rope_theta    %g, rms_norm_eps %g, max positions %d\n",
            c->rope_theta, c->rms_norm_eps, c->max_position_embeddings);
+  if (c->rope_freq_factors != NULL)
+    g_print ("rope scaling  %s\n", rope_scaling_name (c));
+  else if (c->rope_scaling != BL_ROPE_DEFAULT)
+    g_print ("rope scaling  %s, factor %g\n", rope_scaling_name (c), c->rope_factor);
+  if (c->sliding_window > 0 && c->max_window_layers > 0)
+    g_print ("window        %d tokens, from block %d on\n", c->sliding_window, c->max_window_layers);
+  else if (c->sliding_window > 0)
+    g_print ("window        %d tokens (sliding-window attention)\n", c->sliding_window);
   g_print ("vocab         %d%s\n", c->vocab_size, c->tie_word_embeddings ? " (tied embeddings)" : "");
   g_print ("parameters    %" G_GINT64_FORMAT "\n", bl_model_get_n_params (model));
   g_print ("dtypes        %s\n", model_dtypes (model, dtypes));

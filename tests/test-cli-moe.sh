@@ -46,6 +46,14 @@ run_cli eval "$mixtral" -t "$text" -k 2 -j 1 --no-kl --plan "$tmp/plan.json"; rc
 [ $rc -eq 0 ] && grep -q 'weights of 48 and inputs of 0 of 57 linear layers quantized' "$tmp/out" \
   && ok "eval --plan quantizes the experts of the PMQ plan" || not_ok "eval --plan" "rc $rc" "$(cat "$tmp/out" "$tmp/err")"
 
+# GPTQ with a 6-token calibration window reaches only some experts: the rest are rounded to
+# nearest, and eval says which
+run_cli eval "$mixtral" -t "$text" -k 1 -j 1 --no-kl --w int4:g32 --algorithm gptq \
+  --calib-text "$text" --calib-windows 1 --calib-ctx 6; rc=$?
+[ $rc -eq 0 ] && grep -q 'expert weights received no calibration token and were rounded to nearest instead: model.layers.' "$tmp/err" \
+  && ok "GPTQ falls back to RTN for experts without calibration tokens, and says so" \
+  || not_ok "gptq expert fallback" "rc $rc" "$(cat "$tmp/err")"
+
 run_cli moe "$qwen" -t "$text" -n 2 -j 1 --bits 1.5; rc=$?
 [ $rc -eq 1 ] && grep -q 'No assignment' "$tmp/err" && ok "a budget below the constraints' minimum is an error" \
   || not_ok "infeasible budget" "rc $rc" "$(cat "$tmp/err")"

@@ -54,6 +54,27 @@ run "unknown command" 2 "$cli" frobnicate && ok "unknown command is a usage erro
 run "eval with a bad option" 2 "$cli" eval --ctx && ok "eval with a missing option value is a usage error"
 expect_error "missing model directory" "no-such-model" "$cli" info "$tmp/no-such-model"
 
+# the project's own fixtures (tools/make-tiny-llama): sliding windows and RoPE scaling
+fixtures=${G_TEST_SRCDIR:-}/fixtures/tiny-llama
+if [ -d "$fixtures" ]; then
+  if run "info mistral-swa" 0 "$cli" info "$fixtures/mistral-swa" && echo "$out" | grep -q '^window        5 tokens (sliding-window attention)$'; then
+    ok "info shows Mistral's sliding window"
+  else
+    not_ok "info shows Mistral's sliding window" "$out"
+  fi
+  if run "info qwen2-swa --json" 0 "$cli" info --json "$fixtures/qwen2-swa" \
+     && echo "$out" | grep -q '"sliding_window" : 3' && echo "$out" | grep -q '"max_window_layers" : 1'; then
+    ok "info --json shows Qwen2's window and the block it starts at"
+  else
+    not_ok "info --json shows Qwen2's window" "$out"
+  fi
+  if run "info llama3-rope" 0 "$cli" info "$fixtures/llama3-rope" && echo "$out" | grep -q '^rope scaling  llama3, factor 8$'; then
+    ok "info shows Llama 3's RoPE scaling"
+  else
+    not_ok "info shows Llama 3's RoPE scaling" "$out"
+  fi
+fi
+
 if [ -z "$shared" ] || [ ! -d "$shared/models/stories260k" ]; then
   skip "tests on the shared models" "../shared is absent (BITLENS_SHARED_DIR=$shared)"
   echo "1..$n"
