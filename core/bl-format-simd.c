@@ -199,6 +199,35 @@ minmax_loop (const float *x,
   *out_hi = hi;
 }
 
+/* Σ|x| in double exactly as bl-format-traits.c's sum_abs: eight accumulators, element i into
+ * accumulator i mod 8 (the tail from accumulator 0), combined pairwise; here the eight are
+ * the lanes of two vectors, so no accumulator waits on memory */
+BL_SIMD_CLONES double
+bl_simd_sum_abs (const float *x,
+                 gint64       n)
+{
+  typedef double v4d __attribute__ ((vector_size (32)));
+  v4d lo = { 0 }, hi = { 0 };
+  double acc[8];
+  gint64 i = 0;
+
+  for (; i + 8 <= n; i += 8)
+    {
+      v8f a = (v8f) ((v8u) load8 (x + i) & splatu (0x7fffffffu));
+
+      lo += (v4d) { a[0], a[1], a[2], a[3] };
+      hi += (v4d) { a[4], a[5], a[6], a[7] };
+    }
+  for (int k = 0; k < 4; k++)
+    {
+      acc[k] = lo[k];
+      acc[k + 4] = hi[k];
+    }
+  for (int k = 0; i < n; i++, k++)
+    acc[k] += fabsf (x[i]);
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
 /* counts[k] = #{i : bits(|x[i]|) < pivots[k]} for eight pivots, counts[8] = the NaNs; the bit
  * patterns of |x| order like the values, NaNs above Inf */
 BL_SIMD_INLINE void
@@ -1470,6 +1499,9 @@ complex_group (const BlSimdRow *r,
       complex_masks8 (v, even, &is_re, &neg);
       /* the real part of a ±1 pair, the imaginary part of a ±i pair, else 0 */
       term = (v8f) ((v8u) v & splatu (0x7fffffffu) & (v8u) ~(even ^ is_re));
+      /* the code as ±1 or 0 (scaled below), where y does not overwrite x */
+      if (y != x)
+        store8 (y + i, (v8f) ((v8u) select8 (neg, splat (-1.0f), splat (1.0f)) & (v8u) ~(even ^ is_re)));
       hi8 = umax8 (hi8, (v8u) term);
       lo8 = (v8u) select8 (((v8i) term != 0) & ((v8i) term < (v8i) lo8), term, (v8f) lo8);
       cnt8 -= even & is_re;
@@ -1525,13 +1557,18 @@ complex_group (const BlSimdRow *r,
     const v8f val = { s_re, s_im, s_re, s_im, s_re, s_im, s_re, s_im };
     const v8f nval = (v8f) ((v8u) val ^ splatu (0x80000000u));
 
-    for (i = 0; i < n_vec; i += 8)
-      {
-        v8i is_re, neg;
+    /* ±1 · s = ±s and (+0) · s = +0 exactly for a finite s ≥ 0 */
+    if (y != x && s_re < INFINITY && s_im < INFINITY)
+      for (i = 0; i < n_vec; i += 8)
+        store8 (y + i, load8 (y + i) * val);
+    else
+      for (i = 0; i < n_vec; i += 8)
+        {
+          v8i is_re, neg;
 
-        complex_masks8 (load8 (x + i), even, &is_re, &neg);
-        store8 (y + i, (v8f) ((v8u) select8 (neg, nval, val) & (v8u) ~(even ^ is_re)));
-      }
+          complex_masks8 (load8 (x + i), even, &is_re, &neg);
+          store8 (y + i, (v8f) ((v8u) select8 (neg, nval, val) & (v8u) ~(even ^ is_re)));
+        }
   }
   for (; i < n; i += 2)
     {

@@ -79,6 +79,8 @@ void  bl_simd_fake_row (const BlSimdRow  *r,
                         gint64            group_size,
                         const guint8     *selectors,
                         float            *y);
+double bl_simd_sum_abs (const float    *x,
+                        gint64          n);
 void  bl_simd_count_below (const float   *x,
                            gint64         n,
                            const guint32 *pivots,

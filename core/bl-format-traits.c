@@ -1016,8 +1016,11 @@ ternary_params_fast (const BlFormatCtx *ctx,
 {
   float gamma;
 
-  if (ctx->spec.ternary_stat == BL_TERNARY_MEDIAN && fast_lower_median (ctx, x, n, scratch, &gamma))
+  if (ctx->spec.ternary_stat == BL_TERNARY_MEDIAN ? fast_lower_median (ctx, x, n, scratch, &gamma) : n > 0)
     {
+      /* absmean: sum_abs's eight accumulators, held in vector registers */
+      if (ctx->spec.ternary_stat == BL_TERNARY_ABSMEAN)
+        gamma = (float) (bl_simd_sum_abs (x, n) / (double) n);
       memset (p, 0, sizeof *p);
       p->scale[0] = bl_format_store_scale (ctx->spec.scale_type, gamma, &p->scale_code[0]);
       return;
@@ -1462,13 +1465,43 @@ select_top (GroupRange *r,
     }
 }
 
+typedef struct
+{
+  const BlFormatCtx *ctx;
+  const float *x;
+  gint64 begin;               /* groups */
+  gint64 end;
+  GroupRange *ranges;
+} RangeTask;
+
+static void
+range_task_run (gpointer data)
+{
+  RangeTask *t = data;
+  const BlFormatCtx *ctx = t->ctx;
+
+  for (gint64 g = t->begin; g < t->end; g++)
+    {
+      gint64 row = g / ctx->groups_per_row;
+      gint64 col0 = (g % ctx->groups_per_row) * ctx->group_size;
+      gint64 len = MIN (ctx->group_size, ctx->n_cols - col0);
+      float lo, hi;
+
+      bl_simd_minmax (t->x + row * ctx->n_cols + col0, len, &lo, &hi);
+      t->ranges[g].range = hi - lo;
+      t->ranges[g].index = g;
+    }
+}
+
 static gboolean
 mixed_prepare (BlFormatCtx  *ctx,
                const float  *x,
                GError      **error)
 {
   g_autofree GroupRange *ranges = g_try_new (GroupRange, ctx->n_groups);
-  gint64 n4;
+  g_autofree RangeTask *tasks = NULL;
+  int n_threads = (int) CLAMP (ctx->prepare_threads, 1, MAX (1, ctx->n_groups / 64));
+  gint64 n4, per;
 
   if (ranges == NULL)
     {
@@ -1476,17 +1509,12 @@ mixed_prepare (BlFormatCtx  *ctx,
                    "out of memory ranking %" G_GINT64_FORMAT " groups", ctx->n_groups);
       return FALSE;
     }
-  for (gint64 g = 0; g < ctx->n_groups; g++)
-    {
-      gint64 row = g / ctx->groups_per_row;
-      gint64 col0 = (g % ctx->groups_per_row) * ctx->group_size;
-      gint64 len = MIN (ctx->group_size, ctx->n_cols - col0);
-      float lo, hi;
-
-      bl_simd_minmax (x + row * ctx->n_cols + col0, len, &lo, &hi);
-      ranges[g].range = hi - lo;
-      ranges[g].index = g;
-    }
+  /* every group's range on its own, so the threads may split the groups */
+  tasks = g_new (RangeTask, n_threads);
+  per = (ctx->n_groups + n_threads - 1) / n_threads;
+  for (int t = 0; t < n_threads; t++)
+    tasks[t] = (RangeTask) { ctx, x, MIN (ctx->n_groups, per * t), MIN (ctx->n_groups, per * (t + 1)), ranges };
+  bl_format_run_parallel (range_task_run, tasks, sizeof *tasks, n_threads);
   /* rank by range (ties: lower group index first) and promote the top share to 4 bits */
   n4 = (gint64) floor (ctx->spec.range_percent / 100.0 * (double) ctx->n_groups + 0.5);
   n4 = MIN (n4, ctx->n_groups);
