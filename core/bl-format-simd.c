@@ -74,14 +74,16 @@ splatu (guint32 u)
   return (v8u) { 0 } + u;
 }
 
-/* a broadcast as a lane-0 shuffle: pure data movement, so −0.0 stays −0.0 (0.0f + f would
- * make it +0.0), and it compiles to one broadcast instruction */
+/* a broadcast of the bit pattern: pure data movement, so −0.0 stays −0.0 (0.0f + f would
+ * make it +0.0), and it compiles to one broadcast instruction (a lane-0 shuffle of a float
+ * became eight lane inserts wherever f came from memory) */
 BL_SIMD_INLINE v8f
 splat (float f)
 {
-  v8f v = { f };
+  guint32 u;
 
-  return SHUF8 (v, 0, 0, 0, 0, 0, 0, 0, 0);
+  memcpy (&u, &f, sizeof u);
+  return (v8f) splatu (u);
 }
 
 /* The helpers that take vectors are macros: GCC notes an ABI change for any function with a

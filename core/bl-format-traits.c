@@ -850,9 +850,9 @@ ternary_params (const BlFormatCtx *ctx,
 
 /* The lower median of |x| without sorting the tensor (for params_fast): the bit patterns of
  * |x| order like the values, so the k-th smallest is one exact value. Eight pivots taken from
- * a sample of 1024 values bracket rank k; one pass counts the values below each pivot, a
- * second collects the values between the two pivots around rank k, and quickselect finds the
- * answer among those few. Both passes split the tensor over the prepare threads. FALSE for
+ * a sample of 1024 values bracket rank k (the sample only guides; any sample gives the exact
+ * answer); counting passes narrow the bracket, one more collects the values in it, and
+ * quickselect finds the answer among those few. Both passes split the tensor over the prepare threads. FALSE for
  * small tensors, NaNs, or a sample so unlucky that the bracket holds a quarter of the tensor
  * (the caller then takes the reference). */
 
@@ -883,15 +883,6 @@ median_collect_task (gpointer data)
   MedianTask *t = data;
 
   bl_simd_collect_range (t->x, t->n, t->lo, t->hi, t->out);
-}
-
-static int
-compare_u32 (gconstpointer a,
-             gconstpointer b)
-{
-  guint32 u = *(const guint32 *) a, v = *(const guint32 *) b;
-
-  return u < v ? -1 : u > v;
 }
 
 /* the @k-th smallest (from 0) of @n bit patterns, by quickselect on @buf */
@@ -933,6 +924,26 @@ select_u32 (guint32 *buf,
   return buf[k];
 }
 
+/* sorts @n bit patterns by four byte-wise counting passes (LSD radix) through @tmp */
+static void
+sort_u32 (guint32 *v,
+          guint32 *tmp,
+          int      n)
+{
+  for (int shift = 0; shift < 32; shift += 8)
+    {
+      int count[257] = { 0 };
+
+      for (int i = 0; i < n; i++)
+        count[((v[i] >> shift) & 0xffu) + 1]++;
+      for (int b = 0; b < 256; b++)
+        count[b + 1] += count[b];
+      for (int i = 0; i < n; i++)
+        tmp[count[(v[i] >> shift) & 0xffu]++] = v[i];
+      memcpy (v, tmp, sizeof (guint32) * (gsize) n);
+    }
+}
+
 static gboolean
 fast_lower_median (const BlFormatCtx *ctx,
                    const float       *x,
@@ -941,23 +952,27 @@ fast_lower_median (const BlFormatCtx *ctx,
                    float             *out)
 {
   static const int spread[8] = { -96, -48, -24, -8, 8, 24, 48, 96 };
-  guint32 sample[MEDIAN_SAMPLE], pivots[8];
-  gint64 k = (n - 1) / 2, stride = n / MEDIAN_SAMPLE, rank, total[9] = { 0 }, below, above;
-  int n_threads = MAX (1, ctx->prepare_threads), j;
+  guint32 sample[MEDIAN_SAMPLE], tmp[MEDIAN_SAMPLE], pivots[8];
+  gint64 k = (n - 1) / 2, stride = n / MEDIAN_SAMPLE, rank, below = 0, above = n;
+  int n_threads = MAX (1, ctx->prepare_threads), j = -1;
   g_autofree MedianTask *tasks = NULL;
-  guint32 *cand = (guint32 *) scratch, lo, hi;
-  gint64 per, offset = 0;
+  guint32 *cand = (guint32 *) scratch, lo = 0, hi = 0x7f800001u;
+  gint64 per, offset = 0, t_below[256], t_above[256];
 
   if (n < 16 * MEDIAN_SAMPLE || scratch == NULL)
     return FALSE;
+  n_threads = MIN (n_threads, 256);
+  /* 32 runs of 32 neighbours spread over the tensor: a few cache lines each, where 1024
+   * scattered values would cost a cache miss apiece (about a pass over a small tensor) */
   for (int i = 0; i < MEDIAN_SAMPLE; i++)
     {
+      gint64 at = (i / 32) * 32 * stride + 16 * stride - 16 + i % 32;
       guint32 b;
 
-      memcpy (&b, &x[i * stride + stride / 2], sizeof b);
+      memcpy (&b, &x[at], sizeof b);
       sample[i] = b & 0x7fffffffu;
     }
-  qsort (sample, MEDIAN_SAMPLE, sizeof sample[0], compare_u32);
+  sort_u32 (sample, tmp, MEDIAN_SAMPLE);
   rank = (gint64) ((double) k / (double) n * MEDIAN_SAMPLE);
   for (int p = 0; p < 8; p++)
     pivots[p] = sample[CLAMP (rank + spread[p], 0, MEDIAN_SAMPLE - 1)];
@@ -969,32 +984,51 @@ fast_lower_median (const BlFormatCtx *ctx,
       tasks[t].x = x + MIN (n, per * t);
       tasks[t].n = MIN (n, per * (t + 1)) - MIN (n, per * t);
       tasks[t].pivots = pivots;
+      t_below[t] = 0;
+      t_above[t] = tasks[t].n;
     }
-  bl_format_run_parallel (median_count_task, tasks, sizeof *tasks, n_threads);
-  for (int t = 0; t < n_threads; t++)
-    for (int p = 0; p < 9; p++)
-      total[p] += tasks[t].counts[p];
-  if (total[8] > 0)
-    return FALSE;
+  /* Counting rounds narrow the bracket [lo, hi), #{< lo} = below ≤ k < above = #{< hi}: the
+   * first from the sample's pivots, the next from eight pivots spread evenly over the
+   * bracket's bit patterns (where the values are close to evenly spread), until the bracket
+   * holds at most 1/64 of the tensor */
+  for (int round = 0; round < 4 && above - below > n / 64 && hi - lo > 8; round++)
+    {
+      gint64 total[9] = { 0 };
 
-  /* the bracket [lo, hi): #{< lo} ≤ k < #{< hi}; j = −1 below the first pivot, 7 above the last */
-  for (j = 7; j >= 0 && total[j] > k; j--)
-    ;
-  lo = j >= 0 ? pivots[j] : 0;
-  below = j >= 0 ? total[j] : 0;
-  hi = j < 7 ? pivots[j + 1] : 0x7f800001u;
-  above = j < 7 ? total[j + 1] : n;
+      if (round > 0)
+        for (int p = 0; p < 8; p++)
+          pivots[p] = lo + (guint32) ((guint64) (hi - lo) * (guint64) (p + 1) / 9u);
+      bl_format_run_parallel (median_count_task, tasks, sizeof *tasks, n_threads);
+      for (int t = 0; t < n_threads; t++)
+        for (int p = 0; p < 9; p++)
+          total[p] += tasks[t].counts[p];
+      if (total[8] > 0)
+        return FALSE;
+      for (j = 7; j >= 0 && total[j] > k; j--)
+        ;
+      if (j >= 0 && total[j] >= below)
+        {
+          lo = pivots[j];
+          below = total[j];
+          for (int t = 0; t < n_threads; t++)
+            t_below[t] = tasks[t].counts[j];
+        }
+      if (j < 7 && total[j + 1] <= above)
+        {
+          hi = pivots[j + 1];
+          above = total[j + 1];
+          for (int t = 0; t < n_threads; t++)
+            t_above[t] = tasks[t].counts[j + 1];
+        }
+    }
   if (above - below > n / 4)
     return FALSE;
   for (int t = 0; t < n_threads; t++)
     {
-      gint64 t_below = j >= 0 ? tasks[t].counts[j] : 0;
-      gint64 t_above = j < 7 ? tasks[t].counts[j + 1] : tasks[t].n;
-
       tasks[t].lo = lo;
       tasks[t].hi = hi;
       tasks[t].out = cand + offset;
-      offset += t_above - t_below;
+      offset += t_above[t] - t_below[t];
     }
   bl_format_run_parallel (median_collect_task, tasks, sizeof *tasks, n_threads);
   {

@@ -1342,14 +1342,18 @@ test_fast_ternary_median (void)
   for (gint64 i = 0; i < n; i++)
     y[i] = i % 3 == 0 ? x[i] : 0.0f;
   check_all_paths ("ternary:median", y, rows, cols);
-  /* every sampled position (the middle of each stride) is an outlier: the pivots miss */
+  /* every sampled value (32 runs of 32 neighbours) is an outlier: the pivots miss */
   memcpy (y, x, sizeof (float) * n);
   for (gint64 i = 0; i < 1024; i++)
-    y[i * stride + stride / 2] = 100.0f + (float) i;
+    y[(i / 32) * 32 * stride + 16 * stride - 16 + i % 32] = 100.0f + (float) i;
   check_all_paths ("ternary:median", y, rows, cols);
   /* half of them: the bracket is wide but still holds rank k */
   for (gint64 i = 0; i < 1024; i += 2)
-    y[i * stride + stride / 2] = x[i * stride + stride / 2];
+    {
+      gint64 at = (i / 32) * 32 * stride + 16 * stride - 16 + i % 32;
+
+      y[at] = x[at];
+    }
   check_all_paths ("ternary:median", y, rows, cols);
   y[n / 2] = NAN;
   check_all_paths ("ternary:median", y, rows, cols);
