@@ -1301,6 +1301,10 @@ test_fast_bitmod_boundaries (void)
 
   for (gsize s = 0; s < G_N_ELEMENTS (specs); s++)
     check_all_paths (specs[s], x, rows, cols);
+  /* whole rows as groups: 300 columns take the fused row, 600 (above its largest group)
+   * the per-group path */
+  check_all_paths ("bitmod4:channel", x, rows, cols);
+  check_all_paths ("bitmod3:channel", x, rows / 2, cols * 2);
 }
 
 /* complex-2bit's scales on rows whose double sums round: 1 + 2^−24 then thirty 2^−55 terms
