@@ -230,6 +230,19 @@ bl_simd_sum_abs (const float *x,
   return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
+/* reads one value of every 64-byte line of @x, so that the lines are in the cache */
+void
+bl_simd_touch (const float *x,
+               gint64       n)
+{
+  guint32 acc = 0;
+
+  for (gint64 i = 0; i < n; i += 16)
+    acc |= fbits (x[i]);
+  /* an empty asm that takes acc keeps the loads */
+  __asm__ volatile ("" : : "r" (acc));
+}
+
 /* counts[k] = #{i : bits(|x[i]|) < pivots[k]} for eight pivots, counts[8] = the NaNs; the bit
  * patterns of |x| order like the values, NaNs above Inf */
 BL_SIMD_INLINE void

@@ -81,6 +81,8 @@ void  bl_simd_fake_row (const BlSimdRow  *r,
                         float            *y);
 double bl_simd_sum_abs (const float    *x,
                         gint64          n);
+void   bl_simd_touch   (const float    *x,
+                        gint64          n);
 void  bl_simd_count_below (const float   *x,
                            gint64         n,
                            const guint32 *pivots,

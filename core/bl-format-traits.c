@@ -1039,6 +1039,39 @@ fast_lower_median (const BlFormatCtx *ctx,
   return TRUE;
 }
 
+/* The absmean sum has one order, so one thread adds; while it adds the first half, another
+ * reads the second half into the shared cache, so that the adding thread finds it there
+ * instead of in memory. */
+typedef struct
+{
+  const float *x;
+  gint64 n;
+  gboolean add;
+  double sum;
+} SumTask;
+
+static void
+sum_task_run (gpointer data)
+{
+  SumTask *t = data;
+
+  if (t->add)
+    t->sum = bl_simd_sum_abs (t->x, t->n);
+  else
+    bl_simd_touch (t->x, t->n);
+}
+
+static double
+ordered_sum_abs (const BlFormatCtx *ctx,
+                 const float       *x,
+                 gint64             n)
+{
+  SumTask tasks[2] = { { x, n, TRUE, 0.0 }, { x + n / 2, n - n / 2, FALSE, 0.0 } };
+
+  bl_format_run_parallel (sum_task_run, tasks, sizeof tasks[0], ctx->prepare_threads >= 2 && n >= 65536 ? 2 : 1);
+  return tasks[0].sum;
+}
+
 static void
 ternary_params_fast (const BlFormatCtx *ctx,
                      const float       *x,
@@ -1054,7 +1087,7 @@ ternary_params_fast (const BlFormatCtx *ctx,
     {
       /* absmean: sum_abs's eight accumulators, held in vector registers */
       if (ctx->spec.ternary_stat == BL_TERNARY_ABSMEAN)
-        gamma = (float) (bl_simd_sum_abs (x, n) / (double) n);
+        gamma = (float) (ordered_sum_abs (ctx, x, n) / (double) n);
       memset (p, 0, sizeof *p);
       p->scale[0] = bl_format_store_scale (ctx->spec.scale_type, gamma, &p->scale_code[0]);
       return;
