@@ -1,11 +1,14 @@
-/* bl-gguf-quants.c: ggml's reference block encoders and decoders (Q8_0, Q4_0, MXFP4)
+/* bl-gguf-quants.c: ggml's reference block encoders and decoders (Q8_0, Q4_0, MXFP4), and
+ * its decoders of the other legacy types and the K-quants
  *
  * SPDX-License-Identifier: GPL-3.0-or-later
  *
  * Each function reproduces the operation order of its ggml-quants.c counterpart in fp32,
  * because the point is bit equality with llama-quantize, not accuracy: for example Q8_0
  * multiplies by 1/d computed from the unrounded d and rounds half away from zero (roundf),
- * while the stored d is rounded to fp16.
+ * while the stored d is rounded to fp16. The decoders likewise form the sub-block scale
+ * first (d·sc, one fp32 rounding) and then scale the quant, as dequantize_row_q4_K does;
+ * tools/reference-ggml-dequant computes the same products in numpy for the tests.
  */
 #include "bl-gguf-quants.h"
 
@@ -214,6 +217,276 @@ bl_ggml_quantize_row (BlGgmlType   type,
     }
 }
 
+/* ggml-quants.c dequantize_row_q4_1 and dequantize_row_q5_1: "type-1" blocks of 32, the
+ * min added after scaling. Q5_1's fifth bit of element j is bit j of qh. */
+static void
+dequantize_q4_1 (const guint8 *src,
+                 float        *y,
+                 gint64        nb)
+{
+  for (gint64 i = 0; i < nb; i++, y += BL_GGML_QK)
+    {
+      BlBlockQ4_1 b;
+      float d, m;
+
+      memcpy (&b, src + i * sizeof b, sizeof b);
+      d = bl_f16_decode (b.d);
+      m = bl_f16_decode (b.m);
+      for (int j = 0; j < BL_GGML_QK / 2; j++)
+        {
+          y[j] = (b.qs[j] & 0x0F) * d + m;
+          y[j + BL_GGML_QK / 2] = (b.qs[j] >> 4) * d + m;
+        }
+    }
+}
+
+/* the fifth bits of a Q5_0/Q5_1 block, element j at bit j (ggml stores the uint32 as it
+ * lies in memory, little-endian on every platform llama.cpp writes files on) */
+static guint32
+q5_high_bits (const uint8_t qh[4])
+{
+  return (guint32) qh[0] | (guint32) qh[1] << 8 | (guint32) qh[2] << 16 | (guint32) qh[3] << 24;
+}
+
+static void
+dequantize_q5_0 (const guint8 *src,
+                 float        *y,
+                 gint64        nb)
+{
+  for (gint64 i = 0; i < nb; i++, y += BL_GGML_QK)
+    {
+      BlBlockQ5_0 b;
+      guint32 qh;
+      float d;
+
+      memcpy (&b, src + i * sizeof b, sizeof b);
+      d = bl_f16_decode (b.d);
+      qh = q5_high_bits (b.qh);
+      for (int j = 0; j < BL_GGML_QK / 2; j++)
+        {
+          int lo = (b.qs[j] & 0x0F) | ((qh >> j) & 1) << 4;
+          int hi = (b.qs[j] >> 4) | ((qh >> (j + BL_GGML_QK / 2)) & 1) << 4;
+
+          y[j] = (lo - 16) * d;
+          y[j + BL_GGML_QK / 2] = (hi - 16) * d;
+        }
+    }
+}
+
+static void
+dequantize_q5_1 (const guint8 *src,
+                 float        *y,
+                 gint64        nb)
+{
+  for (gint64 i = 0; i < nb; i++, y += BL_GGML_QK)
+    {
+      BlBlockQ5_1 b;
+      guint32 qh;
+      float d, m;
+
+      memcpy (&b, src + i * sizeof b, sizeof b);
+      d = bl_f16_decode (b.d);
+      m = bl_f16_decode (b.m);
+      qh = q5_high_bits (b.qh);
+      for (int j = 0; j < BL_GGML_QK / 2; j++)
+        {
+          int lo = (b.qs[j] & 0x0F) | ((qh >> j) & 1) << 4;
+          int hi = (b.qs[j] >> 4) | ((qh >> (j + BL_GGML_QK / 2)) & 1) << 4;
+
+          y[j] = lo * d + m;
+          y[j + BL_GGML_QK / 2] = hi * d + m;
+        }
+    }
+}
+
+/* ggml-quants.c dequantize_row_q2_K. Each half of the super-block (128 elements) draws on
+ * 32 bytes of qs: bit pair p (bits 2p, 2p + 1) of byte l is element 32p + l of the half.
+ * Sub-block s (16 elements, in order) has scale byte s: scale in the low nibble, min in the
+ * high one. */
+static void
+dequantize_q2_k (const guint8 *src,
+                 float        *y,
+                 gint64        nb)
+{
+  for (gint64 i = 0; i < nb; i++, y += BL_GGML_QK_K)
+    {
+      BlBlockQ2_K b;
+      float d, dmin;
+
+      memcpy (&b, src + i * sizeof b, sizeof b);
+      d = bl_f16_decode (b.d);
+      dmin = bl_f16_decode (b.dmin);
+      for (int e = 0; e < BL_GGML_QK_K; e++)
+        {
+          int half = e / 128, p = (e % 128) / 32, l = e % 32;
+          guint8 sc = b.scales[e / 16];
+          float dl = d * (sc & 0x0F), ml = dmin * (sc >> 4);
+          int q = (b.qs[32 * half + l] >> (2 * p)) & 3;
+
+          y[e] = dl * q - ml;
+        }
+    }
+}
+
+/* Q3_K's sixteen 6-bit scales in 12 bytes (the packing quantize_row_q3_K_ref writes): the
+ * low nibble of scale s is the low (s < 8) or high (s ≥ 8) nibble of byte s mod 8, its
+ * two high bits are bit pair s / 4 of byte 8 + s mod 4. */
+static int
+q3_k_scale (const uint8_t scales[12],
+            int           s)
+{
+  int lo = s < 8 ? scales[s] & 0x0F : scales[s - 8] >> 4;
+  int hi = (scales[8 + s % 4] >> (2 * (s / 4))) & 3;
+
+  return (lo | hi << 4) - 32;
+}
+
+/* ggml-quants.c dequantize_row_q3_K. The two low bits sit in qs as in Q2_K; the third bit
+ * of element e (counted over the whole super-block) is bit e / 32 of hmask[e mod 32], and a
+ * clear bit subtracts 4 (q ∈ [−4, 3]). */
+static void
+dequantize_q3_k (const guint8 *src,
+                 float        *y,
+                 gint64        nb)
+{
+  for (gint64 i = 0; i < nb; i++, y += BL_GGML_QK_K)
+    {
+      BlBlockQ3_K b;
+      float d;
+
+      memcpy (&b, src + i * sizeof b, sizeof b);
+      d = bl_f16_decode (b.d);
+      for (int e = 0; e < BL_GGML_QK_K; e++)
+        {
+          int half = e / 128, p = (e % 128) / 32, l = e % 32;
+          float dl = d * q3_k_scale (b.scales, e / 16);
+          int q = (b.qs[32 * half + l] >> (2 * p)) & 3;
+
+          if ((b.hmask[l] & (1u << (e / 32))) == 0)
+            q -= 4;
+          y[e] = dl * q;
+        }
+    }
+}
+
+/* ggml-quants.c get_scale_min_k4: Q4_K's and Q5_K's eight 6-bit scales and mins in 12
+ * bytes. Sub-blocks 0–3 keep theirs in the low six bits of bytes s and s + 4; sub-blocks
+ * 4–7 in the nibbles of byte s + 4, topped by the two high bits of bytes s − 4 and s. */
+static void
+k4_scale_min (const uint8_t  scales[BL_GGML_K_SCALE_SIZE],
+              int            s,
+              int           *sc,
+              int           *m)
+{
+  if (s < 4)
+    {
+      *sc = scales[s] & 63;
+      *m = scales[s + 4] & 63;
+    }
+  else
+    {
+      *sc = (scales[s + 4] & 0x0F) | (scales[s - 4] >> 6) << 4;
+      *m = (scales[s + 4] >> 4) | (scales[s] >> 6) << 4;
+    }
+}
+
+/* ggml-quants.c dequantize_row_q4_K and dequantize_row_q5_K. The super-block is four
+ * chunks of 64 elements over 32 bytes of qs each: the low nibbles are sub-block 2c, the
+ * high nibbles sub-block 2c + 1. Q5_K's fifth bit of element e is bit e / 32 of
+ * qh[e mod 32]. */
+static void
+dequantize_q45_k (gboolean      five,
+                  const guint8 *src,
+                  float        *y,
+                  gint64        nb)
+{
+  for (gint64 i = 0; i < nb; i++, y += BL_GGML_QK_K)
+    {
+      BlBlockQ4_K b4;
+      BlBlockQ5_K b5;
+      const uint8_t *scales, *qs;
+      float d, dmin;
+
+      if (five)
+        {
+          memcpy (&b5, src + i * sizeof b5, sizeof b5);
+          d = bl_f16_decode (b5.d);
+          dmin = bl_f16_decode (b5.dmin);
+          scales = b5.scales;
+          qs = b5.qs;
+        }
+      else
+        {
+          memcpy (&b4, src + i * sizeof b4, sizeof b4);
+          d = bl_f16_decode (b4.d);
+          dmin = bl_f16_decode (b4.dmin);
+          scales = b4.scales;
+          qs = b4.qs;
+        }
+      for (int s = 0; s < BL_GGML_QK_K / 32; s++)
+        {
+          int sc, m, shift = 4 * (s % 2);
+          float ds, ms;
+
+          k4_scale_min (scales, s, &sc, &m);
+          ds = d * sc;
+          ms = dmin * m;
+          for (int l = 0; l < 32; l++)
+            {
+              int q = (qs[32 * (s / 2) + l] >> shift) & 0x0F;
+
+              if (five && (b5.qh[l] >> s) & 1)
+                q += 16;
+              y[32 * s + l] = ds * q - ms;
+            }
+        }
+    }
+}
+
+/* ggml-quants.c dequantize_row_q6_K. Each half (128 elements) draws on 64 bytes of ql and
+ * 32 of qh: element 32p + l of the half (p = 0…3, l = 0…31) takes its low nibble from
+ * ql[l + 32 (p mod 2)] (the high nibble for p ≥ 2) and its two high bits from bit pair p of
+ * qh[l]; sub-block s (16 elements, in order) has the int8 scale s. */
+static void
+dequantize_q6_k (const guint8 *src,
+                 float        *y,
+                 gint64        nb)
+{
+  for (gint64 i = 0; i < nb; i++, y += BL_GGML_QK_K)
+    {
+      BlBlockQ6_K b;
+      float d;
+
+      memcpy (&b, src + i * sizeof b, sizeof b);
+      d = bl_f16_decode (b.d);
+      for (int e = 0; e < BL_GGML_QK_K; e++)
+        {
+          int half = e / 128, p = (e % 128) / 32, l = e % 32;
+          int lo = (b.ql[64 * half + l + 32 * (p % 2)] >> (4 * (p / 2))) & 0x0F;
+          int hi = (b.qh[32 * half + l] >> (2 * p)) & 3;
+          float ds = d * b.scales[e / 16];
+
+          y[e] = ds * ((lo | hi << 4) - 32);
+        }
+    }
+}
+
+/* ggml-quants.c dequantize_row_q8_K; the sums are redundant */
+static void
+dequantize_q8_k (const guint8 *src,
+                 float        *y,
+                 gint64        nb)
+{
+  for (gint64 i = 0; i < nb; i++, y += BL_GGML_QK_K)
+    {
+      BlBlockQ8_K b;
+
+      memcpy (&b, src + i * sizeof b, sizeof b);
+      for (int j = 0; j < BL_GGML_QK_K; j++)
+        y[j] = b.d * b.qs[j];
+    }
+}
+
 /**
  * bl_ggml_dequantize_row:
  * @type: a ggml type
@@ -223,7 +496,8 @@ bl_ggml_quantize_row (BlGgmlType   type,
  *
  * Decodes as ggml's dequantize_row_* does.
  *
- * Returns: %FALSE when @type is not one of F32, F16, BF16, Q8_0, Q4_0 and MXFP4
+ * Returns: %FALSE when @type is not one of F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0,
+ *   Q5_1, MXFP4, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and Q8_K
  */
 gboolean
 bl_ggml_dequantize_row (guint32       type,
@@ -294,6 +568,31 @@ bl_ggml_dequantize_row (guint32       type,
                 }
             }
         }
+      return TRUE;
+    case BL_GGML_TYPE_Q4_1:
+      dequantize_q4_1 (src, y, n / BL_GGML_QK);
+      return TRUE;
+    case BL_GGML_TYPE_Q5_0:
+      dequantize_q5_0 (src, y, n / BL_GGML_QK);
+      return TRUE;
+    case BL_GGML_TYPE_Q5_1:
+      dequantize_q5_1 (src, y, n / BL_GGML_QK);
+      return TRUE;
+    case BL_GGML_TYPE_Q2_K:
+      dequantize_q2_k (src, y, n / BL_GGML_QK_K);
+      return TRUE;
+    case BL_GGML_TYPE_Q3_K:
+      dequantize_q3_k (src, y, n / BL_GGML_QK_K);
+      return TRUE;
+    case BL_GGML_TYPE_Q4_K:
+    case BL_GGML_TYPE_Q5_K:
+      dequantize_q45_k (type == BL_GGML_TYPE_Q5_K, src, y, n / BL_GGML_QK_K);
+      return TRUE;
+    case BL_GGML_TYPE_Q6_K:
+      dequantize_q6_k (src, y, n / BL_GGML_QK_K);
+      return TRUE;
+    case BL_GGML_TYPE_Q8_K:
+      dequantize_q8_k (src, y, n / BL_GGML_QK_K);
       return TRUE;
     default:
       return FALSE;

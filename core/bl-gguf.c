@@ -1046,8 +1046,8 @@ bl_gguf_find_tensor (BlGguf     *self,
  * @dst: room for every element of @tensor, in ggml order (ne[0] fastest)
  * @error: return location for an error
  *
- * Decodes a tensor of type F32, F16, BF16, Q8_0, Q4_0 or MXFP4 as ggml's dequantize_row_*
- * does.
+ * Decodes a tensor of type F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, MXFP4 or one of
+ * the K-quants (Q2_K … Q6_K, Q8_K) as ggml's dequantize_row_* does.
  *
  * Returns: %FALSE with @error set for another type
  */
@@ -1065,8 +1065,9 @@ bl_gguf_tensor_to_f32 (BlGguf                 *self,
                                  dst + r * tensor->ne[0], tensor->ne[0]))
       {
         g_set_error (error, BL_ERROR, BL_ERROR_UNSUPPORTED_FORMAT,
-                     "%s: tensor “%s” has type %s; Bitlens decodes f32, f16, bf16, q8_0, q4_0 "
-                     "and mxfp4", self->filename, tensor->name,
+                     "%s: tensor “%s” has type %s; Bitlens decodes f32, f16, bf16, q4_0, q4_1, "
+                     "q5_0, q5_1, q8_0, q2_K, q3_K, q4_K, q5_K, q6_K, q8_K and mxfp4",
+                     self->filename, tensor->name,
                      bl_ggml_type_get_traits (tensor->type)->name);
         return FALSE;
       }

@@ -215,6 +215,263 @@ test_permute (void)
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* decoding the other legacy types and the K-quants against tools/reference-ggml-dequant */
+
+typedef struct
+{
+  const char *name;
+  BlGgmlType type;
+  gint64 n_elements;
+  GBytes *blocks;
+  GBytes *values;     /* little-endian float32 */
+} DequantCase;
+
+static void
+dequant_case_clear (gpointer data)
+{
+  DequantCase *c = data;
+
+  g_bytes_unref (c->blocks);
+  g_bytes_unref (c->values);
+}
+
+static GBytes *
+from_hex (const char *hex)
+{
+  gsize n = strlen (hex) / 2;
+  guint8 *out = g_malloc (n);
+
+  g_assert_cmpuint (strlen (hex) % 2, ==, 0);
+  for (gsize i = 0; i < n; i++)
+    {
+      int hi = g_ascii_xdigit_value (hex[2 * i]), lo = g_ascii_xdigit_value (hex[2 * i + 1]);
+
+      g_assert_true (hi >= 0 && lo >= 0);
+      out[i] = (guint8) (hi << 4 | lo);
+    }
+  return g_bytes_new_take (out, n);
+}
+
+/* tests/fixtures/gguf/dequant.json, each case checked against the traits table: the bytes
+ * the independent generator laid out per block are the type_size Bitlens validates with */
+static GArray *
+load_dequant_cases (void)
+{
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_autoptr (GError) error = NULL;
+  GArray *cases = g_array_new (FALSE, TRUE, sizeof (DequantCase));
+  JsonArray *types;
+
+  g_array_set_clear_func (cases, dequant_case_clear);
+  g_assert_true (json_parser_load_from_file (parser, g_test_get_filename (G_TEST_DIST, "fixtures", "gguf",
+                                                                           "dequant.json", NULL),
+                                             &error));
+  g_assert_no_error (error);
+  types = json_object_get_array_member (json_node_get_object (json_parser_get_root (parser)), "types");
+  for (guint i = 0; i < json_array_get_length (types); i++)
+    {
+      JsonObject *o = json_array_get_object_element (types, i);
+      DequantCase c;
+      const BlGgmlTypeTraits *tr;
+      BlGgmlType by_name;
+
+      c.name = g_intern_string (json_object_get_string_member (o, "name"));
+      c.type = (BlGgmlType) json_object_get_int_member (o, "type");
+      c.n_elements = json_object_get_int_member (o, "n_elements");
+      c.blocks = from_hex (json_object_get_string_member (o, "blocks"));
+      c.values = from_hex (json_object_get_string_member (o, "values"));
+      tr = bl_ggml_type_get_traits (c.type);
+      g_assert_nonnull (tr);
+      g_assert_cmpstr (tr->name, ==, c.name);
+      g_assert_true (bl_ggml_type_from_name (c.name, &by_name));
+      g_assert_cmpint (by_name, ==, c.type);
+      g_assert_cmpint (c.n_elements % tr->block_size, ==, 0);
+      g_assert_cmpuint (g_bytes_get_size (c.blocks), ==,
+                        (gsize) (c.n_elements / tr->block_size) * (gsize) tr->type_size);
+      g_assert_cmpuint (bl_ggml_row_size (c.type, c.n_elements), ==, g_bytes_get_size (c.blocks));
+      g_assert_cmpuint (g_bytes_get_size (c.values), ==, (gsize) c.n_elements * 4);
+      g_array_append_val (cases, c);
+    }
+  return cases;
+}
+
+/* bit equality, with the first difference named */
+static void
+check_same_bits (const char  *what,
+                 const float *got,
+                 GBytes      *want,
+                 gint64       n)
+{
+  const guint8 *w = g_bytes_get_data (want, NULL);
+
+  for (gint64 i = 0; i < n; i++)
+    {
+      guint32 gb, wb;
+      float wf;
+
+      memcpy (&gb, got + i, 4);
+      memcpy (&wb, w + 4 * i, 4);
+      wb = GUINT32_FROM_LE (wb);
+      if (gb != wb)
+        {
+          memcpy (&wf, &wb, 4);
+          g_error ("%s: element %" G_GINT64_FORMAT " decodes to %.9g (0x%08x), the reference "
+                   "has %.9g (0x%08x)", what, i, got[i], gb, wf, wb);
+        }
+    }
+}
+
+static void
+test_dequant_reference (void)
+{
+  g_autoptr (GArray) cases = load_dequant_cases ();
+  const BlGgmlType want[] = { BL_GGML_TYPE_Q4_1, BL_GGML_TYPE_Q5_0, BL_GGML_TYPE_Q5_1,
+                              BL_GGML_TYPE_Q2_K, BL_GGML_TYPE_Q3_K, BL_GGML_TYPE_Q4_K,
+                              BL_GGML_TYPE_Q5_K, BL_GGML_TYPE_Q6_K, BL_GGML_TYPE_Q8_K };
+
+  g_assert_cmpuint (cases->len, ==, G_N_ELEMENTS (want));
+  for (guint i = 0; i < cases->len; i++)
+    {
+      const DequantCase *c = &g_array_index (cases, DequantCase, i);
+      const BlGgmlTypeTraits *tr = bl_ggml_type_get_traits (c->type);
+      const guint8 *blocks = g_bytes_get_data (c->blocks, NULL);
+      g_autofree float *y = g_new (float, c->n_elements);
+      g_autofree char *what = NULL;
+
+      g_assert_cmpint (c->type, ==, want[i]);
+      g_assert_false (bl_ggml_type_can_encode (c->type));
+      /* one row of all the blocks, then one row per block */
+      g_assert_true (bl_ggml_dequantize_row (c->type, blocks, y, c->n_elements));
+      check_same_bits (c->name, y, c->values, c->n_elements);
+      memset (y, 0, (gsize) c->n_elements * sizeof (float));
+      for (gint64 b = 0; b < c->n_elements / tr->block_size; b++)
+        g_assert_true (bl_ggml_dequantize_row (c->type, blocks + b * tr->type_size,
+                                               y + b * tr->block_size, tr->block_size));
+      what = g_strdup_printf ("%s, block by block", c->name);
+      check_same_bits (what, y, c->values, c->n_elements);
+      g_test_message ("%s: %" G_GINT64_FORMAT " elements bit-equal to the reference", c->name,
+                      c->n_elements);
+    }
+}
+
+/* The byte offset of field @field (0: ne[0], 1: ne[1], … then the type, then the offset)
+ * of the info of the tensor named @name in a GGUF image */
+static gsize
+tensor_info_field (GBytes     *bytes,
+                   const char *name,
+                   int         field)
+{
+  gsize len;
+  const guint8 *data = g_bytes_get_data (bytes, &len);
+  gsize n = strlen (name);
+
+  for (gsize i = 8; i + n + 4 <= len; i++)
+    if (memcmp (data + i, name, n) == 0)
+      {
+        guint64 stored;
+        guint32 n_dims;
+
+        memcpy (&stored, data + i - 8, 8);
+        if (GUINT64_FROM_LE (stored) != n)
+          continue;
+        memcpy (&n_dims, data + i + n, 4);
+        n_dims = GUINT32_FROM_LE (n_dims);
+        if ((guint32) field <= n_dims)
+          return i + n + 4 + 8 * (gsize) field;
+        return i + n + 4 + 8 * n_dims + 4;
+      }
+  g_assert_not_reached ();
+}
+
+static void
+expect_corrupt (const guint8 *data,
+                gsize         len,
+                const char   *needle)
+{
+  g_autoptr (GError) error = NULL;
+  BlGguf *f = bl_gguf_new_from_data (data, len, "lying.gguf", &error);
+
+  g_assert_null (f);
+  g_assert_error (error, BL_ERROR, BL_ERROR_CORRUPT_FILE);
+  g_test_message ("%s", error->message);
+  if (strstr (error->message, needle) == NULL)
+    g_error ("message “%s” lacks “%s”", error->message, needle);
+}
+
+/* Every fixture type in one GGUF file: the reader sizes each tensor from the traits table,
+ * decodes it to the reference values, and rejects a file cut short or a header that lies
+ * about a K-quant tensor's type or row length. */
+static void
+test_dequant_container (void)
+{
+  g_autoptr (GArray) cases = load_dequant_cases ();
+  g_autoptr (BlGgufWriter) w = bl_gguf_writer_new (BL_GGUF_DEFAULT_ALIGNMENT);
+  g_autoptr (GBytes) bytes = NULL;
+  g_autoptr (BlGguf) f = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree guint8 *copy = NULL;
+  const guint8 *data;
+  const BlGgufTensorInfo *last;
+  gsize len, at;
+  guint32 type;
+  guint64 ne;
+
+  bl_gguf_writer_add_string (w, "general.architecture", "llama");
+  for (guint i = 0; i < cases->len; i++)
+    {
+      const DequantCase *c = &g_array_index (cases, DequantCase, i);
+      gint64 ne2[2] = { c->n_elements / 4, 4 };
+
+      g_assert_true (bl_gguf_writer_add_tensor (w, c->name, c->type, 2, ne2, c->blocks, &error));
+      g_assert_no_error (error);
+    }
+  bytes = bl_gguf_writer_to_bytes (w);
+  data = g_bytes_get_data (bytes, &len);
+  f = bl_gguf_new_from_data (data, len, "kquants.gguf", &error);
+  g_assert_no_error (error);
+  for (guint i = 0; i < cases->len; i++)
+    {
+      const DequantCase *c = &g_array_index (cases, DequantCase, i);
+      const BlGgufTensorInfo *ti = bl_gguf_find_tensor (f, c->name);
+      g_autofree float *y = g_new (float, c->n_elements);
+
+      g_assert_nonnull (ti);
+      g_assert_cmpuint (ti->type, ==, c->type);
+      g_assert_cmpuint (ti->n_bytes, ==, g_bytes_get_size (c->blocks));
+      g_assert_cmpmem (ti->data, ti->n_bytes, g_bytes_get_data (c->blocks, NULL), ti->n_bytes);
+      g_assert_true (bl_gguf_tensor_to_f32 (f, ti, y, &error));
+      g_assert_no_error (error);
+      check_same_bits (c->name, y, c->values, c->n_elements);
+    }
+
+  /* cut anywhere inside the last tensor (q8_K) */
+  last = bl_gguf_get_tensor_at (f, bl_gguf_get_n_tensors (f) - 1);
+  g_assert_cmpuint (last->type, ==, BL_GGML_TYPE_Q8_K);
+  expect_corrupt (data, last->file_offset + last->n_bytes - 1, "but the file ends at");
+  expect_corrupt (data, last->file_offset + 1, "but the file ends at");
+
+  copy = g_memdup2 (data, len);
+  /* q4_K claimed as q6_K: 4 × 210 bytes run into the q5_K tensor */
+  at = tensor_info_field (bytes, "q4_K", 2);
+  type = GUINT32_TO_LE (BL_GGML_TYPE_Q6_K);
+  memcpy (copy + at, &type, 4);
+  expect_corrupt (copy, len, "overlap");
+  /* rows of 128 elements: not a whole number of super-blocks */
+  memcpy (copy, data, len);
+  at = tensor_info_field (bytes, "q8_K", 0);
+  ne = GUINT64_TO_LE (128);
+  memcpy (copy + at, &ne, 8);
+  expect_corrupt (copy, len, "tensor “q8_K” of type q8_K has rows of 128 elements, not a multiple "
+                  "of the block size 256");
+  /* twice the rows its bytes hold, at the end of the file */
+  memcpy (copy, data, len);
+  at = tensor_info_field (bytes, "q8_K", 1);
+  ne = GUINT64_TO_LE (8);
+  memcpy (copy + at, &ne, 8);
+  expect_corrupt (copy, len, "tensor “q8_K” needs bytes");
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* container */
 
 static GBytes *
@@ -863,6 +1120,8 @@ main (int    argc,
   g_test_add_func ("/bitlens/gguf/q4_0/matches-format", test_q4_0_matches_format);
   g_test_add_func ("/bitlens/gguf/q8_0-mxfp4/vs-format", test_q8_0_mxfp4_vs_format);
   g_test_add_func ("/bitlens/gguf/permute", test_permute);
+  g_test_add_func ("/bitlens/gguf/dequant/reference", test_dequant_reference);
+  g_test_add_func ("/bitlens/gguf/dequant/container", test_dequant_container);
   g_test_add_func ("/bitlens/gguf/container/roundtrip", test_container_roundtrip);
   g_test_add_func ("/bitlens/gguf/container/corrupt", test_container_corrupt);
   g_test_add_func ("/bitlens/gguf/export/dequant", test_export_dequant);
