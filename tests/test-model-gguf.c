@@ -7,6 +7,9 @@
  * is set, stories260k. Loading it back must give the Hugging Face model again: the same
  * config, every tensor bit for bit (after the f16 or block-format round trip the export
  * made), the same logits and the same token ids.
+ *
+ * Bitlens does not write K-quants, so the K-quant model is assembled with the GGUF writer
+ * from random blocks; it must load as their ggml dequantization and run.
  */
 #include <glib/gstdio.h>
 #include <math.h>
@@ -17,6 +20,7 @@
 #include "bl-error.h"
 #include "bl-export.h"
 #include "bl-format.h"
+#include "bl-format-codecs.h"
 #include "bl-gguf.h"
 #include "bl-gguf-quants.h"
 #include "bl-gguf-writer.h"
@@ -1143,6 +1147,215 @@ test_not_gguf (void)
   g_assert_nonnull (strstr (error->message, "or a GGUF file"));
 }
 
+/* K-quants */
+
+/* A one-block Llama of K-quant projections, as llama-quantize's Q4_K_M mixes them (Q6_K
+ * for attn_v, ffn_down and output, Q4_K elsewhere), with hidden size 256 so that a row is
+ * one super-block. The blocks are random bytes under a small random d (and dmin), so every
+ * bit field of the format is exercised and the weights stay of modest size. */
+typedef struct
+{
+  const char *name;
+  BlGgmlType type;
+  gint64 ne[2];
+} KTensor;
+
+static const KTensor k_tensors[] = {
+  { "token_embd.weight", BL_GGML_TYPE_F32, { 256, 32 } },
+  { "output_norm.weight", BL_GGML_TYPE_F32, { 256, 1 } },
+  { "output.weight", BL_GGML_TYPE_Q6_K, { 256, 32 } },
+  { "blk.0.attn_norm.weight", BL_GGML_TYPE_F32, { 256, 1 } },
+  { "blk.0.ffn_norm.weight", BL_GGML_TYPE_F32, { 256, 1 } },
+  { "blk.0.attn_q.weight", BL_GGML_TYPE_Q4_K, { 256, 256 } },
+  { "blk.0.attn_k.weight", BL_GGML_TYPE_Q4_K, { 256, 128 } },
+  { "blk.0.attn_v.weight", BL_GGML_TYPE_Q6_K, { 256, 128 } },
+  { "blk.0.attn_output.weight", BL_GGML_TYPE_Q4_K, { 256, 256 } },
+  { "blk.0.ffn_gate.weight", BL_GGML_TYPE_Q4_K, { 256, 512 } },
+  { "blk.0.ffn_down.weight", BL_GGML_TYPE_Q6_K, { 512, 256 } },
+  { "blk.0.ffn_up.weight", BL_GGML_TYPE_Q4_K, { 256, 512 } },
+};
+
+static GBytes *
+k_tensor_data (const KTensor *t,
+               GRand         *rand)
+{
+  gint64 n = t->ne[0] * t->ne[1];
+  gsize size = bl_ggml_row_size (t->type, n);
+  guint8 *data = g_malloc (size);
+
+  if (t->type == BL_GGML_TYPE_F32)
+    {
+      float *f = (float *) data;
+
+      /* norms near 1, embeddings of unit scale */
+      for (gint64 i = 0; i < n; i++)
+        f[i] = (float) (t->ne[1] == 1 ? g_rand_double_range (rand, 0.5, 1.5)
+                                      : g_rand_double_range (rand, -1.0, 1.0));
+      return g_bytes_new_take (data, size);
+    }
+  for (gsize i = 0; i < size; i++)
+    data[i] = (guint8) g_rand_int_range (rand, 0, 256);
+  for (gsize b = 0; b < size; b += bl_ggml_type_get_traits (t->type)->type_size)
+    if (t->type == BL_GGML_TYPE_Q4_K)
+      {
+        BlBlockQ4_K *q = (BlBlockQ4_K *) (data + b);
+
+        /* d·sc·q reaches 63·15·d, dmin·m reaches 63·dmin */
+        q->d = bl_f16_encode ((float) g_rand_double_range (rand, -2e-4, 2e-4));
+        q->dmin = bl_f16_encode ((float) g_rand_double_range (rand, -1e-3, 1e-3));
+      }
+    else
+      {
+        BlBlockQ6_K *q = (BlBlockQ6_K *) (data + b);
+
+        /* d·sc·(q − 32) reaches 128·32·d */
+        q->d = bl_f16_encode ((float) g_rand_double_range (rand, -2e-5, 2e-5));
+      }
+  return g_bytes_new_take (data, size);
+}
+
+/* The K-quant model, its last tensor (blk.0.ffn_up.weight, Q4_K) last in the file too */
+static GBytes *
+k_quant_gguf (BlGgmlType v_type)
+{
+  g_autoptr(BlGgufWriter) w = bl_gguf_writer_new (BL_GGUF_DEFAULT_ALIGNMENT);
+  g_autoptr(GRand) rand = g_rand_new_with_seed (12);
+  g_autoptr(GError) error = NULL;
+
+  bl_gguf_writer_add_string (w, "general.architecture", "llama");
+  bl_gguf_writer_add_uint32 (w, "llama.block_count", 1);
+  bl_gguf_writer_add_uint32 (w, "llama.context_length", 64);
+  bl_gguf_writer_add_uint32 (w, "llama.embedding_length", 256);
+  bl_gguf_writer_add_uint32 (w, "llama.feed_forward_length", 512);
+  bl_gguf_writer_add_uint32 (w, "llama.attention.head_count", 4);
+  bl_gguf_writer_add_uint32 (w, "llama.attention.head_count_kv", 2);
+  bl_gguf_writer_add_float32 (w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
+  for (gsize i = 0; i < G_N_ELEMENTS (k_tensors); i++)
+    {
+      KTensor t = k_tensors[i];
+      g_autoptr(GBytes) data = NULL;
+
+      if (g_str_equal (t.name, "blk.0.attn_v.weight"))
+        t.type = v_type;
+      if (t.type == BL_GGML_TYPE_Q4_K || t.type == BL_GGML_TYPE_Q6_K || t.type == BL_GGML_TYPE_F32)
+        data = k_tensor_data (&t, rand);
+      else
+        data = g_bytes_new_take (g_malloc0 (bl_ggml_row_size (t.type, t.ne[0] * t.ne[1])),
+                                 bl_ggml_row_size (t.type, t.ne[0] * t.ne[1]));
+      g_assert_true (bl_gguf_writer_add_tensor (w, t.name, t.type, t.ne[1] == 1 ? 1 : 2, t.ne,
+                                                data, &error));
+      g_assert_no_error (error);
+    }
+  return bl_gguf_writer_to_bytes (w);
+}
+
+/* Q4_K and Q6_K projections load as their ggml dequantization, attn_q and attn_k with
+ * llama.cpp's RoPE row permutation undone after decoding, and the model runs. */
+static void
+test_k_quants (void)
+{
+  g_autoptr(GBytes) bytes = k_quant_gguf (BL_GGML_TYPE_Q6_K);
+  g_autofree char *path = tmp_path ("k-quants.gguf");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(BlModel) model = NULL;
+  g_autoptr(BlGguf) file = NULL;
+  g_autoptr(BlBackend) backend = NULL;
+  g_autoptr(BlEngine) engine = NULL;
+  const BlModelConfig *c;
+  int32_t ids[6] = { 1, 7, 31, 0, 12, 5 };
+  int n = G_N_ELEMENTS (ids);
+  g_autofree float *logits = NULL;
+  guint n_permuted = 0;
+  double max_abs = 0.0;
+
+  g_assert_true (g_file_set_contents (path, g_bytes_get_data (bytes, NULL),
+                                      (gssize) g_bytes_get_size (bytes), &error));
+  model = load (path);
+  file = bl_gguf_open (path, &error);
+  g_assert_no_error (error);
+  c = bl_model_get_config (model);
+  g_assert_cmpint (c->hidden_size, ==, 256);
+  g_assert_cmpint (c->intermediate_size, ==, 512);
+  g_assert_cmpint (c->n_kv_heads, ==, 2);
+  g_test_message ("storage: %s", bl_model_get_storage (model));
+  g_assert_cmpstr (bl_model_get_storage (model), ==,
+                   "GGUF: f32 ×4, q4_K ×5 (dequantized to F32), q6_K ×3 (dequantized to F32)");
+
+  g_assert_cmpuint (bl_model_get_n_tensors (model), ==, bl_gguf_get_n_tensors (file));
+  for (guint i = 0; i < bl_gguf_get_n_tensors (file); i++)
+    {
+      const BlGgufTensorInfo *ti = bl_gguf_get_tensor_at (file, i);
+      const BlTensor *t = bl_model_get_tensor_at (model, i);
+      gint64 rows = ti->ne[1], cols = ti->ne[0];
+      g_autofree float *decoded = NULL, *want = NULL;
+      int n_head = 0;
+
+      if (ti->type == BL_GGML_TYPE_F32)
+        continue;
+      decoded = g_new (float, rows * cols);
+      want = g_new (float, rows * cols);
+      for (gint64 r = 0; r < rows; r++)
+        g_assert_true (bl_ggml_dequantize_row (ti->type, ti->data + r * bl_ggml_row_size (ti->type, cols),
+                                               decoded + r * cols, cols));
+      if (strstr (ti->name, ".attn_q.") != NULL)
+        n_head = c->n_heads;
+      else if (strstr (ti->name, ".attn_k.") != NULL)
+        n_head = c->n_kv_heads;
+      if (n_head > 0)
+        {
+          bl_export_gguf_permute_rows (decoded, want, rows, cols, n_head, TRUE);
+          /* the permutation moves rows: the loaded tensor is not the decoded one as stored */
+          g_assert_true (memcmp (want, decoded, (gsize) (rows * cols) * sizeof (float)) != 0);
+          n_permuted++;
+        }
+      else
+        memcpy (want, decoded, (gsize) (rows * cols) * sizeof (float));
+      g_assert_cmpint (t->dtype, ==, BL_DTYPE_F32);
+      g_assert_cmpint (t->shape[0], ==, rows);
+      g_assert_cmpint (t->shape[1], ==, cols);
+      g_assert_cmpmem (t->data, t->n_bytes, want, (gsize) (rows * cols) * sizeof (float));
+    }
+  g_assert_cmpuint (n_permuted, ==, 2);
+
+  backend = bl_backend_new ("cpu", 1, &error);
+  g_assert_no_error (error);
+  engine = bl_engine_new (model, backend, NULL, &error);
+  g_assert_no_error (error);
+  logits = g_new (float, (gsize) n * c->vocab_size);
+  g_assert_true (bl_engine_forward (engine, ids, n, logits, NULL, &error));
+  g_assert_no_error (error);
+  for (gsize i = 0; i < (gsize) n * c->vocab_size; i++)
+    {
+      g_assert_true (isfinite (logits[i]));
+      max_abs = MAX (max_abs, fabs ((double) logits[i]));
+    }
+  g_test_message ("largest |logit| %.4g", max_abs);
+  g_assert_cmpfloat (max_abs, >, 0.0);
+}
+
+/* A Q4_K tensor cut short, and a type Bitlens does not decode, are clear errors. */
+static void
+test_bad_k_quants (void)
+{
+  g_autoptr(GBytes) bytes = k_quant_gguf (BL_GGML_TYPE_Q6_K);
+  g_autoptr(GBytes) iq = k_quant_gguf ((BlGgmlType) 20);   /* iq4_nl */
+  g_autoptr(GError) error = NULL;
+  gsize len;
+  const guint8 *data = g_bytes_get_data (bytes, &len);
+  g_autoptr(BlGguf) whole = bl_gguf_new_from_data (data, len, "whole", &error);
+  const BlGgufTensorInfo *up;
+
+  g_assert_no_error (error);
+  up = bl_gguf_get_tensor_at (whole, bl_gguf_get_n_tensors (whole) - 1);
+  g_assert_cmpstr (up->name, ==, "blk.0.ffn_up.weight");
+  g_assert_cmpuint (up->type, ==, BL_GGML_TYPE_Q4_K);
+  /* one byte short of its last super-block */
+  check_load_error (data, up->file_offset + up->n_bytes - 1, "truncated-q4_K.gguf",
+                    BL_ERROR_CORRUPT_FILE, "tensor “blk.0.ffn_up.weight” needs bytes");
+  check_load_error (g_bytes_get_data (iq, NULL), g_bytes_get_size (iq), "iq4_nl.gguf",
+                    BL_ERROR_UNSUPPORTED_FORMAT, "tensor “blk.0.attn_v.weight” has type iq4_nl");
+}
+
 static void
 remove_tree (const char *dir)
 {
@@ -1191,7 +1404,9 @@ main (int    argc,
   g_test_add_func ("/bitlens/model-gguf/tokenizer/exported-byte-level", test_exported_byte_level);
   g_test_add_func ("/bitlens/model-gguf/tokenizer/unknown-pre", test_unknown_pre_tokenizer);
   g_test_add_func ("/bitlens/model-gguf/tokenizer/beside", test_tokenizer_beside);
+  g_test_add_func ("/bitlens/model-gguf/k-quants", test_k_quants);
   g_test_add_func ("/bitlens/model-gguf/bad/truncated", test_bad_truncated);
+  g_test_add_func ("/bitlens/model-gguf/bad/k-quants", test_bad_k_quants);
   g_test_add_func ("/bitlens/model-gguf/bad/tensor-offset", test_bad_tensor_offset);
   g_test_add_func ("/bitlens/model-gguf/bad/architecture", test_bad_architecture);
   g_test_add_func ("/bitlens/model-gguf/bad/not-gguf", test_not_gguf);
