@@ -84,7 +84,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
       g_assert_true (ti->data >= data && ti->n_bytes <= size
                      && (size_t) (ti->data - data) <= size - ti->n_bytes);
       g_assert_true (ti->file_offset == (guint64) (ti->data - data));
-      /* n_bytes ≤ size bounds the decoded size by 32/17 floats per byte (MXFP4) */
+      /* n_bytes ≤ size bounds the decoded size by 256/50 floats per byte (IQ1_S, which
+       * has no decoder; Q2_K, at 256/84, is the densest one that has) */
       values = g_new (float, n);
       if (!bl_gguf_tensor_to_f32 (f, ti, values, &error))
         {
