@@ -316,14 +316,17 @@ dequantize_q2_k (const guint8 *src,
       memcpy (&b, src + i * sizeof b, sizeof b);
       d = bl_f16_decode (b.d);
       dmin = bl_f16_decode (b.dmin);
-      for (int e = 0; e < BL_GGML_QK_K; e++)
+      for (int s = 0; s < BL_GGML_QK_K / 16; s++)
         {
-          int half = e / 128, p = (e % 128) / 32, l = e % 32;
-          guint8 sc = b.scales[e / 16];
-          float dl = d * (sc & 0x0F), ml = dmin * (sc >> 4);
-          int q = (b.qs[32 * half + l] >> (2 * p)) & 3;
+          float dl = d * (b.scales[s] & 0x0F), ml = dmin * (b.scales[s] >> 4);
 
-          y[e] = dl * q - ml;
+          for (int e = 16 * s; e < 16 * s + 16; e++)
+            {
+              int half = e / 128, p = (e % 128) / 32, l = e % 32;
+              int q = (b.qs[32 * half + l] >> (2 * p)) & 3;
+
+              y[e] = dl * q - ml;
+            }
         }
     }
 }
@@ -356,15 +359,19 @@ dequantize_q3_k (const guint8 *src,
 
       memcpy (&b, src + i * sizeof b, sizeof b);
       d = bl_f16_decode (b.d);
-      for (int e = 0; e < BL_GGML_QK_K; e++)
+      for (int s = 0; s < BL_GGML_QK_K / 16; s++)
         {
-          int half = e / 128, p = (e % 128) / 32, l = e % 32;
-          float dl = d * q3_k_scale (b.scales, e / 16);
-          int q = (b.qs[32 * half + l] >> (2 * p)) & 3;
+          float dl = d * q3_k_scale (b.scales, s);
 
-          if ((b.hmask[l] & (1u << (e / 32))) == 0)
-            q -= 4;
-          y[e] = dl * q;
+          for (int e = 16 * s; e < 16 * s + 16; e++)
+            {
+              int half = e / 128, p = (e % 128) / 32, l = e % 32;
+              int q = (b.qs[32 * half + l] >> (2 * p)) & 3;
+
+              if ((b.hmask[l] & (1u << (e / 32))) == 0)
+                q -= 4;
+              y[e] = dl * q;
+            }
         }
     }
 }
@@ -459,14 +466,18 @@ dequantize_q6_k (const guint8 *src,
 
       memcpy (&b, src + i * sizeof b, sizeof b);
       d = bl_f16_decode (b.d);
-      for (int e = 0; e < BL_GGML_QK_K; e++)
+      for (int s = 0; s < BL_GGML_QK_K / 16; s++)
         {
-          int half = e / 128, p = (e % 128) / 32, l = e % 32;
-          int lo = (b.ql[64 * half + l + 32 * (p % 2)] >> (4 * (p / 2))) & 0x0F;
-          int hi = (b.qh[32 * half + l] >> (2 * p)) & 3;
-          float ds = d * b.scales[e / 16];
+          float ds = d * b.scales[s];
 
-          y[e] = ds * ((lo | hi << 4) - 32);
+          for (int e = 16 * s; e < 16 * s + 16; e++)
+            {
+              int half = e / 128, p = (e % 128) / 32, l = e % 32;
+              int lo = (b.ql[64 * half + l + 32 * (p % 2)] >> (4 * (p / 2))) & 0x0F;
+              int hi = (b.qh[32 * half + l] >> (2 * p)) & 3;
+
+              y[e] = ds * ((lo | hi << 4) - 32);
+            }
         }
     }
 }

@@ -14,8 +14,10 @@
  *     Hugging Face rotate-half layout (the inverse of LlamaModel.permute, see
  *     bl_export_gguf_permute_rows());
  *   - F32, F16 and BF16 tensors stay in the mapped file, except permuted ones, which are
- *     copied; block-quantized tensors are decoded to F32 with ggml's dequantize_row_*
- *     (bl_ggml_dequantize_row()), so the model evaluates exactly the weights llama.cpp would;
+ *     copied; block-quantized tensors (Q4_0 … Q8_0, MXFP4 and the K-quants Q2_K … Q6_K) are
+ *     decoded to F32 with ggml's dequantize_row_* (bl_ggml_dequantize_row()), so the model
+ *     evaluates exactly the weights llama.cpp would; the q/k rows are un-permuted after
+ *     decoding (blocks run along a row, so rows move whole);
  *   - tokenizer.ggml.* becomes the tokenizer.json that describes the same tokenizer, read by
  *     bl_tokenizer_new_from_data() (see build_tokenizer_json()).
  */
