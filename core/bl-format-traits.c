@@ -787,42 +787,57 @@ ternary_layout (const BlFormatSpec *spec,
   layout_scales (spec, out, 1);
 }
 
+/* Hoare-partition quickselect: the @k-th smallest (from 0) of the @n values of @buf, which it
+ * reorders. One definition serves the oracle's float median and the fast path's bit
+ * patterns (select_u32). */
+#define DEFINE_QUICKSELECT(name, type)                                                        \
+  static type                                                                                 \
+  name (type   *buf,                                                                          \
+        gint64  n,                                                                            \
+        gint64  k)                                                                            \
+  {                                                                                           \
+    gint64 lo = 0, hi = n - 1;                                                                \
+                                                                                              \
+    while (hi > lo)                                                                           \
+      {                                                                                       \
+        type pivot = buf[lo + (hi - lo) / 2];                                                 \
+        gint64 i = lo, j = hi;                                                                \
+                                                                                              \
+        while (i <= j)                                                                        \
+          {                                                                                   \
+            while (buf[i] < pivot)                                                            \
+              i++;                                                                            \
+            while (buf[j] > pivot)                                                            \
+              j--;                                                                            \
+            if (i <= j)                                                                       \
+              {                                                                               \
+                type t = buf[i];                                                              \
+                                                                                              \
+                buf[i] = buf[j];                                                              \
+                buf[j] = t;                                                                   \
+                i++;                                                                          \
+                j--;                                                                          \
+              }                                                                               \
+          }                                                                                   \
+        if (k <= j)                                                                           \
+          hi = j;                                                                             \
+        else if (k >= i)                                                                      \
+          lo = i;                                                                             \
+        else                                                                                  \
+          break;                                                                              \
+      }                                                                                       \
+    return buf[k];                                                                            \
+  }
+
+DEFINE_QUICKSELECT (select_f32, float)
+DEFINE_QUICKSELECT (select_u32, guint32)
+
 /* the lower median (torch.median), by quickselect on @buf */
 static float
 lower_median (float  *buf,
               gint64  n)
 {
-  gint64 k = (n - 1) / 2, lo = 0, hi = n - 1;
-
-  while (hi > lo)
-    {
-      float pivot = buf[lo + (hi - lo) / 2];
-      gint64 i = lo, j = hi;
-
-      while (i <= j)
-        {
-          while (buf[i] < pivot)
-            i++;
-          while (buf[j] > pivot)
-            j--;
-          if (i <= j)
-            {
-              float t = buf[i];
-
-              buf[i] = buf[j];
-              buf[j] = t;
-              i++;
-              j--;
-            }
-        }
-      if (k <= j)
-        hi = j;
-      else if (k >= i)
-        lo = i;
-      else
-        break;
-    }
-  return buf[k];
+  return select_f32 (buf, n, (n - 1) / 2);
 }
 
 static void
@@ -883,45 +898,6 @@ median_collect_task (gpointer data)
   MedianTask *t = data;
 
   bl_simd_collect_range (t->x, t->n, t->lo, t->hi, t->out);
-}
-
-/* the @k-th smallest (from 0) of @n bit patterns, by quickselect on @buf */
-static guint32
-select_u32 (guint32 *buf,
-            gint64   n,
-            gint64   k)
-{
-  gint64 lo = 0, hi = n - 1;
-
-  while (hi > lo)
-    {
-      guint32 pivot = buf[lo + (hi - lo) / 2];
-      gint64 i = lo, j = hi;
-
-      while (i <= j)
-        {
-          while (buf[i] < pivot)
-            i++;
-          while (buf[j] > pivot)
-            j--;
-          if (i <= j)
-            {
-              guint32 t = buf[i];
-
-              buf[i] = buf[j];
-              buf[j] = t;
-              i++;
-              j--;
-            }
-        }
-      if (k <= j)
-        hi = j;
-      else if (k >= i)
-        lo = i;
-      else
-        break;
-    }
-  return buf[k];
 }
 
 /* sorts @n bit patterns by four byte-wise counting passes (LSD radix) through @tmp */
