@@ -32,6 +32,32 @@ on_open_response (GtkNativeDialog *dialog,
   g_object_unref (dialog);
 }
 
+/* Adds a filter called @name that shows the files ending in one of @suffixes (NULL-terminated). */
+static void
+chooser_add_filter (GtkFileChooserNative *dialog,
+                    const char           *name,
+                    const char *const    *suffixes)
+{
+  g_autoptr(GtkFileFilter) filter = gtk_file_filter_new ();
+
+  gtk_file_filter_set_name (filter, name);
+  for (guint i = 0; suffixes[i] != NULL; i++)
+    gtk_file_filter_add_suffix (filter, suffixes[i]);
+  gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (dialog), filter);
+}
+
+/* Shows @dialog modal over the window; @on_response (dialog, response, self) takes the answer
+ * and unrefs the dialog. */
+static void
+chooser_show (GtkFileChooserNative *dialog,
+              BlWorkbench          *self,
+              GCallback             on_response)
+{
+  gtk_native_dialog_set_modal (GTK_NATIVE_DIALOG (dialog), TRUE);
+  g_signal_connect (dialog, "response", on_response, self);
+  gtk_native_dialog_show (GTK_NATIVE_DIALOG (dialog));
+}
+
 static void
 action_open (GSimpleAction *action,
              GVariant      *param,
@@ -42,9 +68,7 @@ action_open (GSimpleAction *action,
 
   dialog = gtk_file_chooser_native_new ("Open a Model Folder", GTK_WINDOW (self),
                                         GTK_FILE_CHOOSER_ACTION_SELECT_FOLDER, "_Open", "_Cancel");
-  gtk_native_dialog_set_modal (GTK_NATIVE_DIALOG (dialog), TRUE);
-  g_signal_connect (dialog, "response", G_CALLBACK (on_open_response), self);
-  gtk_native_dialog_show (GTK_NATIVE_DIALOG (dialog));
+  chooser_show (dialog, self, G_CALLBACK (on_open_response));
 }
 
 /* GTK 4.8's chooser picks either folders or files, so a GGUF file has its own action: a
@@ -56,16 +80,11 @@ action_open_gguf (GSimpleAction *action,
 {
   BlWorkbench *self = user_data;
   GtkFileChooserNative *dialog;
-  g_autoptr(GtkFileFilter) filter = gtk_file_filter_new ();
 
   dialog = gtk_file_chooser_native_new ("Open a GGUF File", GTK_WINDOW (self), GTK_FILE_CHOOSER_ACTION_OPEN,
                                         "_Open", "_Cancel");
-  gtk_file_filter_set_name (filter, "GGUF model (*.gguf)");
-  gtk_file_filter_add_suffix (filter, "gguf");
-  gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (dialog), filter);
-  gtk_native_dialog_set_modal (GTK_NATIVE_DIALOG (dialog), TRUE);
-  g_signal_connect (dialog, "response", G_CALLBACK (on_open_response), self);
-  gtk_native_dialog_show (GTK_NATIVE_DIALOG (dialog));
+  chooser_add_filter (dialog, "GGUF model (*.gguf)", (const char *const[]) { "gguf", NULL });
+  chooser_show (dialog, self, G_CALLBACK (on_open_response));
 }
 
 static void
@@ -137,19 +156,14 @@ action_export_plan (GSimpleAction *action,
 {
   BlWorkbench *self = user_data;
   GtkFileChooserNative *dialog;
-  g_autoptr(GtkFileFilter) filter = gtk_file_filter_new ();
   g_autofree char *base = model_base_name (self);
   g_autofree char *name = g_strdup_printf ("%s-plan.json", base);
 
   dialog = gtk_file_chooser_native_new ("Export the Plan", GTK_WINDOW (self),
                                         GTK_FILE_CHOOSER_ACTION_SAVE, "_Save", "_Cancel");
-  gtk_file_filter_set_name (filter, "Quantization plan (JSON)");
-  gtk_file_filter_add_suffix (filter, "json");
-  gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (dialog), filter);
+  chooser_add_filter (dialog, "Quantization plan (JSON)", (const char *const[]) { "json", NULL });
   gtk_file_chooser_set_current_name (GTK_FILE_CHOOSER (dialog), name);
-  gtk_native_dialog_set_modal (GTK_NATIVE_DIALOG (dialog), TRUE);
-  g_signal_connect (dialog, "response", G_CALLBACK (on_export_response), self);
-  gtk_native_dialog_show (GTK_NATIVE_DIALOG (dialog));
+  chooser_show (dialog, self, G_CALLBACK (on_export_response));
 }
 
 static void
@@ -217,23 +231,18 @@ action_export (GSimpleAction *action,
   title = g_strdup_printf ("Export as %s", target->title);
   if (!(target->flags & BL_EXPORT_TARGET_DIRECTORY))
     {
-      g_autoptr(GtkFileFilter) filter = gtk_file_filter_new ();
       g_autofree char *name = bl_export_target_default_name (target, base);
 
       dialog = gtk_file_chooser_native_new (title, GTK_WINDOW (self), GTK_FILE_CHOOSER_ACTION_SAVE,
                                             "_Export", "_Cancel");
-      gtk_file_filter_set_name (filter, target->file_kind);
-      gtk_file_filter_add_suffix (filter, target->suffix);
-      gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (dialog), filter);
+      chooser_add_filter (dialog, target->file_kind, (const char *const[]) { target->suffix, NULL });
       gtk_file_chooser_set_current_name (GTK_FILE_CHOOSER (dialog), name);
     }
   else
     dialog = gtk_file_chooser_native_new (title, GTK_WINDOW (self), GTK_FILE_CHOOSER_ACTION_SELECT_FOLDER,
                                           "_Export", "_Cancel");
   g_object_set_data (G_OBJECT (dialog), "bl-export-target", (gpointer) target);
-  gtk_native_dialog_set_modal (GTK_NATIVE_DIALOG (dialog), TRUE);
-  g_signal_connect (dialog, "response", G_CALLBACK (on_export_target_response), self);
-  gtk_native_dialog_show (GTK_NATIVE_DIALOG (dialog));
+  chooser_show (dialog, self, G_CALLBACK (on_export_target_response));
 }
 
 static void
@@ -259,17 +268,11 @@ action_open_sweep (GSimpleAction *action,
 {
   BlWorkbench *self = user_data;
   GtkFileChooserNative *dialog;
-  g_autoptr(GtkFileFilter) filter = gtk_file_filter_new ();
 
   dialog = gtk_file_chooser_native_new ("Open a Sweep", GTK_WINDOW (self), GTK_FILE_CHOOSER_ACTION_OPEN,
                                         "_Open", "_Cancel");
-  gtk_file_filter_set_name (filter, "Sweep files (bitlens-cli sweep)");
-  gtk_file_filter_add_suffix (filter, "db");
-  gtk_file_filter_add_suffix (filter, "sqlite");
-  gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (dialog), filter);
-  gtk_native_dialog_set_modal (GTK_NATIVE_DIALOG (dialog), TRUE);
-  g_signal_connect (dialog, "response", G_CALLBACK (on_open_sweep_response), self);
-  gtk_native_dialog_show (GTK_NATIVE_DIALOG (dialog));
+  chooser_add_filter (dialog, "Sweep files (bitlens-cli sweep)", (const char *const[]) { "db", "sqlite", NULL });
+  chooser_show (dialog, self, G_CALLBACK (on_open_sweep_response));
 }
 
 static BlPlot *
@@ -311,8 +314,6 @@ action_save_plot (GSimpleAction *action,
   const char *id = g_variant_get_string (param, NULL);
   BlLayerItem *layer = bl_distribution_view_get_layer (self->distribution);
   GtkFileChooserNative *dialog;
-  g_autoptr(GtkFileFilter) png = gtk_file_filter_new ();
-  g_autoptr(GtkFileFilter) svg = gtk_file_filter_new ();
   g_autofree char *name = NULL;
 
   if (plot_by_id (self, id) == NULL)
@@ -321,17 +322,11 @@ action_save_plot (GSimpleAction *action,
                                        ? "bitlens" : bl_layer_item_get_title (layer), id);
   dialog = gtk_file_chooser_native_new ("Save the Plot", GTK_WINDOW (self),
                                         GTK_FILE_CHOOSER_ACTION_SAVE, "_Save", "_Cancel");
-  gtk_file_filter_set_name (png, "PNG image");
-  gtk_file_filter_add_suffix (png, "png");
-  gtk_file_filter_set_name (svg, "SVG drawing");
-  gtk_file_filter_add_suffix (svg, "svg");
-  gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (dialog), png);
-  gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (dialog), svg);
+  chooser_add_filter (dialog, "PNG image", (const char *const[]) { "png", NULL });
+  chooser_add_filter (dialog, "SVG drawing", (const char *const[]) { "svg", NULL });
   gtk_file_chooser_set_current_name (GTK_FILE_CHOOSER (dialog), name);
   g_object_set_data_full (G_OBJECT (dialog), "bl-plot-id", g_strdup (id), g_free);
-  gtk_native_dialog_set_modal (GTK_NATIVE_DIALOG (dialog), TRUE);
-  g_signal_connect (dialog, "response", G_CALLBACK (on_save_plot_response), self);
-  gtk_native_dialog_show (GTK_NATIVE_DIALOG (dialog));
+  chooser_show (dialog, self, G_CALLBACK (on_save_plot_response));
 }
 
 static void
