@@ -32,6 +32,20 @@ bl_scale_from_bits (guint32 u)
   return x;
 }
 
+/* the nearest index of a sorted grid: the count of midpoints strictly below @v, so a value on
+ * a midpoint takes the lower one (BitMoD's grids, for the oracle and the fused row alike) */
+static inline int
+bl_grid_nearest (const float *grid,
+                 int          n_values,
+                 float        v)
+{
+  int c = 0;
+
+  for (int k = 0; k + 1 < n_values; k++)
+    c += v > 0.5f * (grid[k] + grid[k + 1]);
+  return c;
+}
+
 static inline float
 bl_scale_clamp (float v,
                 float lo,

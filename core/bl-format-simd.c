@@ -1260,19 +1260,6 @@ bitmod_base1 (const BlSimdRow *r,
   return clampf (t * q, -r->bm_cap, r->bm_cap);
 }
 
-/* the reference's nearest grid index: the count of midpoints strictly below v */
-static inline int
-bitmod_nearest1 (const float *grid,
-                 int          n_values,
-                 float        v)
-{
-  int c = 0;
-
-  for (int k = 0; k + 1 < n_values; k++)
-    c += v > 0.5f * (grid[k] + grid[k + 1]);
-  return c;
-}
-
 /* Σ (q − x)² in double, in element order: the reference's sum */
 static double
 bitmod_exact_error (const float *q,
@@ -1307,7 +1294,7 @@ bitmod_group_reference (const BlSimdRow *r,
       double err;
 
       for (gint64 i = 0; i < n; i++)
-        qbuf[i] = r->bm_grids[k][bitmod_nearest1 (r->bm_grids[k], r->bm_n_values, x[i] / s[k])] * s[k];
+        qbuf[i] = r->bm_grids[k][bl_grid_nearest (r->bm_grids[k], r->bm_n_values, x[i] / s[k])] * s[k];
       err = bitmod_exact_error (qbuf, x, n);
       if (err < best_err)
         {
@@ -1321,7 +1308,7 @@ bitmod_group_reference (const BlSimdRow *r,
       float sk = best >= 0 ? s[best] : 0.0f;
       const float *grid = r->bm_grids[MAX (best, 0)];
 
-      y[i] = grid[bitmod_nearest1 (grid, r->bm_n_values, x[i] / sk)] * sk;
+      y[i] = grid[bl_grid_nearest (grid, r->bm_n_values, x[i] / sk)] * sk;
     }
 }
 

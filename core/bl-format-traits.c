@@ -1344,19 +1344,6 @@ bitmod_layout (const BlFormatSpec *spec,
   out->selector_bits = 2;
 }
 
-/* nearest grid index; a value on a midpoint takes the lower value (x ≤ midpoint) */
-static inline int
-grid_nearest (const float *grid,
-              int          n_values,
-              float        v)
-{
-  int c = 0;
-
-  for (int k = 0; k + 1 < n_values; k++)
-    c += v > 0.5f * (grid[k] + grid[k + 1]);
-  return c;
-}
-
 static void
 bitmod_params (const BlFormatCtx *ctx,
                const float       *x,
@@ -1381,7 +1368,7 @@ bitmod_params (const BlFormatCtx *ctx,
 
       for (gint64 i = 0; i < n; i++)
         {
-          float q = grid[grid_nearest (grid, nv, x[i] / s)] * s;
+          float q = grid[bl_grid_nearest (grid, nv, x[i] / s)] * s;
           double d = (double) q - (double) x[i];
 
           err += d * d;
@@ -1408,7 +1395,7 @@ bitmod_encode (const BlFormatCtx   *ctx,
   const float *grid = bl_bitmod_grid (ctx->spec.bits, p->selector, &nv);
 
   for (gint64 i = 0; i < n; i++)
-    codes[i] = (guint16) grid_nearest (grid, nv, x[i] / p->scale[0]);
+    codes[i] = (guint16) bl_grid_nearest (grid, nv, x[i] / p->scale[0]);
 }
 
 static void
@@ -1436,7 +1423,7 @@ bitmod_fake_fast (const BlFormatCtx   *ctx,
   const float *grid = bl_bitmod_grid (ctx->spec.bits, p->selector, &nv);
 
   for (gint64 i = 0; i < n; i++)
-    y[i] = grid[grid_nearest (grid, nv, x[i] / p->scale[0])] * p->scale[0];
+    y[i] = grid[bl_grid_nearest (grid, nv, x[i] / p->scale[0])] * p->scale[0];
 }
 
 /* ------------------------------------------------------------------------------------------ */
